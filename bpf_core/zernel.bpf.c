@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * zernel: the kernel half of a userspace scheduler.
+ *
+ * Policy lives in userspace. This shim only moves tasks: every runnable task is sent up a
+ * BPF ring buffer as a struct zernel_task_msg, and the dispatcher's answers (struct
+ * zernel_decision: CPU, slice, ordering key, preempt flag) come back over a user ring
+ * buffer that ops.dispatch drains. The shim decides by itself only where userspace cannot:
+ *
+ *  - The dispatcher's own threads run from a dedicated queue that every CPU serves first,
+ *    and their wakeup kicks a CPU. A userspace scheduler that waits behind the tasks it
+ *    schedules deadlocks.
+ *  - Per-CPU kernel threads go straight to their CPU's local queue: they are pinned, short,
+ *    and page faults of the dispatcher itself may wait on them.
+ *  - A task whose message does not fit in the ring (congested) or that arrives while the
+ *    dispatcher has stopped consuming (a stall timer notices) goes to a FIFO fallback queue,
+ *    counted. Nothing is dropped and nothing waits on a dispatcher that is not running.
+ *
+ * Placement of a decision: a named CPU gets the task in that CPU's vtime-ordered queue;
+ * ZERNEL_CPU_ANY takes the previous CPU if it is idle, else any idle CPU, else the shared
+ * vtime-ordered queue. ZERNEL_DEC_PREEMPT kicks the CPU whose current task has the latest
+ * ordering key, if that key is later than the decision's.
+ *
+ * Races tolerated: cpu_ctx[] is written by each CPU in ops.running and read by others
+ * without locks when choosing a preemption victim; a stale read kicks the wrong CPU at
+ * worst, which costs one extra reschedule. The stall timer reads a counter userspace
+ * writes without ordering; a late read delays bypass by one timer period.
+ *
+ * Not done here on purpose: no vruntime, no priorities, no phase logic. That is the
+ * dispatcher's job and changes at run time without reloading this program.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "zernel_kfuncs.h"
+#include "zernel_abi.h"
+
+char _license[] SEC("license") = "GPL";
+
+/* libbpf has BPF_PROG for the argument unpacking; the section names are ours. */
+#define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
+#define BPF_STRUCT_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
+
+/* #defines of the kernel headers, which BTF does not carry. */
+#define PF_KTHREAD 0x00200000
+enum { ENOENT = 2, ENOMEM = 12, EBUSY = 16 };
+enum { CLOCK_MONOTONIC = 1 };
+
+/* Custom DSQ ids. Per-CPU queues use the CPU id itself (0 .. nr_cpu_ids-1). */
+enum zernel_dsq {
+	SHARED_DSQ = 1ULL << 32,
+	FALLBACK_DSQ,
+	USERSCHED_DSQ,
+};
+
+/* Tunables, set by the loader before load. */
+const volatile __s32 usersched_tgid;
+const volatile __u32 nr_cpus = 1;                 /* nr_cpu_ids */
+const volatile __u64 slice_dfl_ns = 5000000;      /* fallback/kernel-dispatched slice */
+const volatile __u64 stall_timeout_ns = 250000000;/* no consumption this long = stalled */
+const volatile __u64 stall_period_ns = 50000000;  /* how often the timer looks */
+
+/* Written by userspace (mmap'ed .bss), read by the stall timer. */
+volatile __u64 user_consumed;
+
+/* Written by the stall timer; read by ops.enqueue. */
+volatile bool bypass;
+
+/* Written once in ops.exit; userspace polls .kind. */
+struct zernel_exit_info exit_info;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by the loader */
+} tasks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} decisions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zernel_shim_stats);
+} stats SEC(".maps");
+
+struct task_ctx {
+	__u64 gen;        /* bumped on every enqueue and dequeue */
+	__u64 key;        /* ordering key of the decision that dispatched it */
+	__u64 running_at; /* when it last started running */
+	__u64 runtime;    /* CPU time since the last enqueue */
+	__u64 burst;      /* CPU time since the last wakeup */
+	__u64 last_burst; /* the previous complete burst */
+	__s32 waker_pid;
+	__s32 waker_tgid;
+	__u32 iowait;     /* last sleep was an I/O wait */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctxs SEC(".maps");
+
+/* What each CPU is running, for choosing a preemption victim. key 0 = not preemptible
+ * (idle, kernel-dispatched, or the dispatcher itself). */
+struct cpu_ctx {
+	__u64 key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024); /* resized by the loader to nr_cpu_ids */
+	__type(key, __u32);
+	__type(value, struct cpu_ctx);
+} cpu_ctxs SEC(".maps");
+
+struct stall_timer {
+	struct bpf_timer timer;
+	__u64 last_consumed;
+	__u64 stalled_since;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stall_timer);
+} stall_timers SEC(".maps");
+
+static __always_inline struct zernel_shim_stats *stat(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+/* Per-CPU counters: no atomics needed, each CPU owns its slot. */
+#define STAT_INC(field)                                  \
+	do {                                             \
+		struct zernel_shim_stats *__s = stat();  \
+		if (__s)                                 \
+			__s->field++;                    \
+	} while (0)
+
+static __always_inline struct task_ctx *lookup_task_ctx(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctxs, p, 0, 0);
+}
+
+static __always_inline bool is_usersched(const struct task_struct *p)
+{
+	return p->tgid == usersched_tgid;
+}
+
+static __always_inline bool is_percpu_kthread(const struct task_struct *p)
+{
+	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
+}
+
+/* Wake an idle CPU allowed for @p so that it comes to ops.dispatch. */
+static __always_inline void kick_idle_for(struct task_struct *p)
+{
+	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+
+	if (cpu >= 0)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+
+	/* The dispatcher must not queue behind anything: straight onto an idle CPU. Other
+	 * tasks only get a CPU hint here; the dispatcher places them. */
+	if (is_idle && is_usersched(p)) {
+		zernel_insert(p, SCX_DSQ_LOCAL, slice_dfl_ns, 0);
+		STAT_INC(nr_kernel_dispatched);
+	}
+	return cpu;
+}
+
+static __always_inline void fallback(struct task_struct *p, u64 enq_flags)
+{
+	zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, enq_flags);
+	kick_idle_for(p);
+}
+
+void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct zernel_task_msg *msg;
+	struct task_ctx *tctx;
+
+	if (is_usersched(p)) {
+		s32 cpu;
+
+		zernel_insert(p, USERSCHED_DSQ, slice_dfl_ns, enq_flags);
+		STAT_INC(nr_kernel_dispatched);
+		/* Prefer an idle CPU; else preempt the one it ran on: every other task waits
+		 * for the dispatcher, so the dispatcher waits for no one. */
+		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+		if (cpu >= 0)
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		else
+			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
+		return;
+	}
+
+	if (is_percpu_kthread(p)) {
+		zernel_insert(p, SCX_DSQ_LOCAL, slice_dfl_ns, enq_flags);
+		STAT_INC(nr_kernel_dispatched);
+		return;
+	}
+
+	tctx = lookup_task_ctx(p);
+	if (!tctx || bypass) {
+		/* No context means init_task failed for it; bypass means the dispatcher has
+		 * not consumed for stall_timeout_ns. Either way the kernel schedules it. */
+		STAT_INC(nr_bypassed);
+		fallback(p, enq_flags);
+		return;
+	}
+
+	msg = bpf_ringbuf_reserve(&tasks, sizeof(*msg), 0);
+	if (!msg) {
+		STAT_INC(nr_congested);
+		fallback(p, enq_flags);
+		return;
+	}
+
+	tctx->gen++;
+	msg->pid = p->pid;
+	msg->tgid = p->tgid;
+	msg->prev_cpu = scx_bpf_task_cpu(p);
+	msg->nr_cpus_allowed = p->nr_cpus_allowed;
+	msg->enq_flags = enq_flags;
+	msg->enq_ns = zernel_now();
+	msg->runtime_ns = tctx->runtime;
+	msg->burst_ns = (enq_flags & SCX_ENQ_WAKEUP) ? tctx->last_burst : tctx->burst;
+	msg->gen = tctx->gen;
+	msg->weight = p->scx.weight;
+	msg->flags = (enq_flags & SCX_ENQ_WAKEUP) ? ZERNEL_TASK_WAKEUP : 0;
+	if (tctx->iowait)
+		msg->flags |= ZERNEL_TASK_IOWAIT;
+	if (p->flags & PF_KTHREAD)
+		msg->flags |= ZERNEL_TASK_KTHREAD;
+	msg->waker_pid = tctx->waker_pid;
+	msg->waker_tgid = tctx->waker_tgid;
+	__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
+	tctx->runtime = 0;
+	bpf_ringbuf_submit(msg, 0);
+	STAT_INC(nr_queued);
+}
+
+void BPF_STRUCT_OPS(zernel_dequeue, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	/* The task left our custody (affinity or class change); a decision still in flight
+	 * for it must not be applied. */
+	if (tctx)
+		tctx->gen++;
+}
+
+/* Find the CPU, allowed for @p, whose current task has the latest ordering key; kick it
+ * if that key is later than @key. Bounded by nr_cpus. */
+static __always_inline void preempt_for(struct task_struct *p, u64 key)
+{
+	u64 worst_key = key;
+	s32 victim = -1;
+	u32 i;
+
+	bpf_for(i, 0, nr_cpus) {
+		struct cpu_ctx *cctx;
+
+		if (!bpf_cpumask_test_cpu(i, p->cpus_ptr))
+			continue;
+		cctx = bpf_map_lookup_elem(&cpu_ctxs, &i);
+		if (cctx && cctx->key > worst_key) {
+			worst_key = cctx->key;
+			victim = i;
+		}
+	}
+	if (victim >= 0) {
+		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
+		STAT_INC(nr_preempt_kicks);
+	}
+}
+
+static __always_inline void apply_decision(struct task_struct *p, struct task_ctx *tctx,
+					   const struct zernel_decision *d)
+{
+	u64 slice = d->slice_ns ?: slice_dfl_ns;
+	s32 cpu = d->cpu;
+
+	tctx->key = d->vtime;
+
+	if (cpu != ZERNEL_CPU_ANY &&
+	    (cpu < 0 || (u32)cpu >= nr_cpus || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))) {
+		/* Affinity changed since the message, or a bad CPU: place it ourselves. */
+		STAT_INC(nr_bounced);
+		cpu = ZERNEL_CPU_ANY;
+	}
+
+	if (cpu != ZERNEL_CPU_ANY) {
+		zernel_insert_vtime(p, cpu, slice, d->vtime, 0);
+		if (d->flags & ZERNEL_DEC_PREEMPT) {
+			struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, (u32 *)&cpu);
+
+			if (cctx && cctx->key > d->vtime) {
+				scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+				STAT_INC(nr_preempt_kicks);
+				return;
+			}
+		}
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		return;
+	}
+
+	cpu = scx_bpf_task_cpu(p);
+	if (!scx_bpf_test_and_clear_cpu_idle(cpu))
+		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0) {
+		zernel_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, 0);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		return;
+	}
+	zernel_insert_vtime(p, SHARED_DSQ, slice, d->vtime, 0);
+	if (d->flags & ZERNEL_DEC_PREEMPT)
+		preempt_for(p, d->vtime);
+}
+
+static long drain_one(struct bpf_dynptr *dynptr, void *ctx)
+{
+	struct zernel_decision d;
+	struct task_struct *p;
+	struct task_ctx *tctx;
+
+	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
+		return 0; /* short sample: skip it */
+
+	p = bpf_task_from_pid(d.pid);
+	if (!p) {
+		STAT_INC(nr_exited);
+		goto next;
+	}
+	tctx = lookup_task_ctx(p);
+	if (!tctx || tctx->gen != d.gen) {
+		/* Re-enqueued since (a newer message is in the ring) or dequeued: applying
+		 * it would run the task on an outdated decision. */
+		STAT_INC(nr_cancelled);
+	} else {
+		apply_decision(p, tctx, &d);
+		STAT_INC(nr_user_dispatched);
+	}
+	bpf_task_release(p);
+next:
+	/* ops.dispatch may insert only dispatch_max_batch tasks; stop before overflowing
+	 * and leave the rest of the ring for the next call. */
+	return scx_bpf_dispatch_nr_slots() == 0;
+}
+
+void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
+{
+	long ret;
+
+	if (zernel_move_to_local(USERSCHED_DSQ))
+		return;
+	/* Fallback tasks have already been delayed by congestion or a stall: serve them
+	 * before fresh decisions so that they cannot starve. */
+	if (zernel_move_to_local(FALLBACK_DSQ))
+		return;
+
+	ret = bpf_user_ringbuf_drain(&decisions, drain_one, NULL, 0);
+	if (ret == -EBUSY)
+		STAT_INC(nr_drain_busy);
+
+	if (zernel_move_to_local(cpu))
+		return;
+	zernel_move_to_local(SHARED_DSQ);
+}
+
+void BPF_STRUCT_OPS(zernel_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx;
+	struct task_struct *waker;
+
+	if (!(enq_flags & SCX_ENQ_WAKEUP))
+		return;
+	tctx = lookup_task_ctx(p);
+	if (!tctx)
+		return;
+	/* The waker is whoever runs the wakeup. For wakeups queued to another CPU's wake
+	 * list this is whatever that CPU was running: a hint, not proof. */
+	waker = bpf_get_current_task_btf();
+	tctx->waker_pid = waker->pid;
+	tctx->waker_tgid = waker->tgid;
+}
+
+void BPF_STRUCT_OPS(zernel_running, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	u32 cpu = scx_bpf_task_cpu(p);
+	struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, &cpu);
+
+	if (tctx)
+		tctx->running_at = zernel_now();
+	if (cctx)
+		cctx->key = (tctx && !is_usersched(p)) ? tctx->key : 0;
+}
+
+void BPF_STRUCT_OPS(zernel_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	u32 cpu = scx_bpf_task_cpu(p);
+	struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, &cpu);
+	u64 ran;
+
+	if (cctx)
+		cctx->key = 0;
+	if (!tctx || !tctx->running_at)
+		return;
+	ran = zernel_now() - tctx->running_at;
+	tctx->runtime += ran;
+	tctx->burst += ran;
+	/* Not charged twice if the next running() is missed. */
+	tctx->running_at = 0;
+	tctx->key = 0;
+}
+
+void BPF_STRUCT_OPS(zernel_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_struct *sleeper;
+	struct task_ctx *tctx;
+
+	if (!(deq_flags & SCX_DEQ_SLEEP))
+		return;
+	tctx = lookup_task_ctx(p);
+	if (!tctx)
+		return;
+	tctx->last_burst = tctx->burst;
+	tctx->burst = 0;
+	/* io_schedule() sets in_iowait before it sleeps and clears it after; at
+	 * quiescent time it still tells why this sleep began. */
+	sleeper = p; /* BPF_CORE_READ_BITFIELD declares its own `p` */
+	tctx->iowait = BPF_CORE_READ_BITFIELD(sleeper, in_iowait);
+}
+
+s32 BPF_STRUCT_OPS(zernel_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -ENOMEM;
+	return 0;
+}
+
+void BPF_STRUCT_OPS(zernel_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
+{
+	bpf_task_storage_delete(&task_ctxs, p);
+}
+
+static int stall_check(void *map, int *key, struct stall_timer *st)
+{
+	struct zernel_shim_stats *s;
+	u64 now = bpf_ktime_get_ns();
+	u64 sent = 0, consumed = user_consumed;
+	u32 zero = 0, i;
+
+	bpf_for(i, 0, nr_cpus) {
+		s = bpf_map_lookup_percpu_elem(&stats, &zero, i);
+		if (s)
+			sent += s->nr_queued;
+	}
+	if (sent == consumed || consumed != st->last_consumed) {
+		/* Nothing pending, or progress since the last look. */
+		st->stalled_since = 0;
+		bypass = false;
+	} else if (!st->stalled_since) {
+		st->stalled_since = now;
+	} else if (now - st->stalled_since >= stall_timeout_ns) {
+		bypass = true;
+	}
+	st->last_consumed = consumed;
+	bpf_timer_start(&st->timer, stall_period_ns, 0);
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(zernel_init)
+{
+	struct stall_timer *st;
+	u32 zero = 0, i;
+	s32 ret;
+
+	ret = scx_bpf_create_dsq(SHARED_DSQ, -1);
+	if (!ret)
+		ret = scx_bpf_create_dsq(FALLBACK_DSQ, -1);
+	if (!ret)
+		ret = scx_bpf_create_dsq(USERSCHED_DSQ, -1);
+	if (ret)
+		return ret;
+	bpf_for(i, 0, nr_cpus) {
+		ret = scx_bpf_create_dsq(i, -1);
+		if (ret)
+			return ret;
+	}
+
+	st = bpf_map_lookup_elem(&stall_timers, &zero);
+	if (!st)
+		return -ENOENT;
+	bpf_timer_init(&st->timer, &stall_timers, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(&st->timer, stall_check);
+	return bpf_timer_start(&st->timer, stall_period_ns, 0);
+}
+
+void BPF_STRUCT_OPS(zernel_exit, struct scx_exit_info *ei)
+{
+	bpf_probe_read_kernel_str(exit_info.reason, sizeof(exit_info.reason), ei->reason);
+	bpf_probe_read_kernel_str(exit_info.msg, sizeof(exit_info.msg), ei->msg);
+	exit_info.exit_code = ei->exit_code;
+	/* kind last: userspace treats kind != 0 as "the rest is written". */
+	asm volatile("" ::: "memory");
+	exit_info.kind = ei->kind;
+}
+
+SEC(".struct_ops.link")
+struct sched_ext_ops zernel_ops = {
+	.select_cpu = (void *)zernel_select_cpu,
+	.enqueue = (void *)zernel_enqueue,
+	.dequeue = (void *)zernel_dequeue,
+	.dispatch = (void *)zernel_dispatch,
+	.runnable = (void *)zernel_runnable,
+	.running = (void *)zernel_running,
+	.stopping = (void *)zernel_stopping,
+	.quiescent = (void *)zernel_quiescent,
+	.init_task = (void *)zernel_init_task,
+	.exit_task = (void *)zernel_exit_task,
+	.init = (void *)zernel_init,
+	.exit = (void *)zernel_exit,
+	.dispatch_max_batch = 128,
+	.timeout_ms = 5000,
+	.name = "zernel",
+};

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The wire format between the BPF shim and the userspace dispatcher.
+ *
+ * This one header is compiled by clang -target bpf (after vmlinux.h) and by the C++
+ * dispatcher (after <linux/types.h>), so it uses only __u64-style types and no
+ * language features either side lacks. Every struct name carries the zernel_ prefix:
+ * vmlinux.h forward-declares generic names (`struct msg;`), and a struct defined after
+ * such a declaration inherits preserve_access_index, which turns plain field stores into
+ * CO-RE relocations that fail to load.
+ *
+ * Up (kernel -> userspace):   struct zernel_task_msg over a BPF_MAP_TYPE_RINGBUF.
+ * Down (userspace -> kernel): struct zernel_decision over a BPF_MAP_TYPE_USER_RINGBUF.
+ *
+ * Layout changes must update the static_asserts in scheduler/messages.h and the
+ * host test tests/host/ring_layout_test.cpp, which round-trips both structs through
+ * real BPF programs.
+ */
+#ifndef ZERNEL_ABI_H
+#define ZERNEL_ABI_H
+
+#define ZERNEL_COMM_LEN 16
+
+/* zernel_decision.cpu: let the shim place the task (idle prev CPU, any idle CPU, else
+ * the shared queue). Negative so that it can never alias a real CPU id. */
+#define ZERNEL_CPU_ANY (-1)
+
+/* zernel_task_msg.flags */
+enum zernel_task_flags {
+	ZERNEL_TASK_WAKEUP = 1u << 0, /* enqueued because it woke up (not a slice expiry) */
+	ZERNEL_TASK_IOWAIT = 1u << 1, /* its last sleep was an I/O wait (p->in_iowait) */
+	ZERNEL_TASK_KTHREAD = 1u << 2, /* a kernel thread (not per-CPU: those never leave BPF) */
+};
+
+/* zernel_decision.flags */
+enum zernel_decision_flags {
+	/* Kick a CPU running lower-priority work (a later ordering key) so the task runs
+	 * now rather than at the next slice expiry. */
+	ZERNEL_DEC_PREEMPT = 1u << 0,
+};
+
+struct zernel_task_msg {
+	__s32 pid;             /* thread id (kernel pid) */
+	__s32 tgid;            /* process id (thread group leader) */
+	__s32 prev_cpu;        /* CPU the task last ran on, or the one select_cpu chose */
+	__u32 nr_cpus_allowed; /* size of the task's affinity mask */
+	__u64 enq_flags;       /* SCX_ENQ_* of this enqueue */
+	__u64 enq_ns;          /* bpf_ktime_get_ns() at enqueue (CLOCK_MONOTONIC, ns) */
+	__u64 runtime_ns;      /* CPU time used since the previous enqueue (ns): what to charge */
+	__u64 burst_ns;        /* CPU time of the last burst between two sleeps (ns) */
+	__u64 gen;             /* per-task enqueue generation; echoed back by the decision */
+	__u32 weight;          /* sched_ext weight: 100 at nice 0, 1..10000 */
+	__u32 flags;           /* enum zernel_task_flags */
+	__s32 waker_pid;       /* thread that woke this one, 0 if none or not a wakeup */
+	__s32 waker_tgid;      /* its process id */
+	char comm[ZERNEL_COMM_LEN];
+};
+
+/* User ring buffer samples are 8-byte aligned; keep the struct a multiple of 8. */
+struct zernel_decision {
+	__s32 pid;      /* thread id from zernel_task_msg.pid */
+	__s32 cpu;      /* target CPU, or ZERNEL_CPU_ANY */
+	__u64 slice_ns; /* time slice (ns); 0 = the shim's default */
+	__u64 vtime;    /* ordering key: lower runs first among queued tasks */
+	__u64 gen;      /* zernel_task_msg.gen this answers; older than the task's = stale */
+	__u64 flags;    /* enum zernel_decision_flags */
+};
+
+/* Counters kept per CPU by the shim (BPF_MAP_TYPE_PERCPU_ARRAY, one entry) and summed by
+ * userspace. Every path that takes a task out of userspace's hands has its own counter. */
+struct zernel_shim_stats {
+	__u64 nr_queued;         /* tasks sent up the ring */
+	__u64 nr_user_dispatched;/* decisions applied */
+	__u64 nr_kernel_dispatched; /* usersched threads, per-CPU kthreads: never sent up */
+	__u64 nr_congested;      /* ring full: dispatched by the shim to the fallback queue */
+	__u64 nr_bypassed;       /* userspace stalled: dispatched by the shim */
+	__u64 nr_cancelled;      /* stale decisions (generation older than the task's) */
+	__u64 nr_exited;         /* decisions for tasks that had exited */
+	__u64 nr_bounced;        /* decisions for a CPU the task may not use: sent to any CPU */
+	__u64 nr_preempt_kicks;  /* preemption kicks sent for ZERNEL_DEC_PREEMPT */
+	__u64 nr_drain_busy;     /* another CPU was draining the user ring */
+};
+
+/* How the kernel unloaded us, copied from struct scx_exit_info in ops.exit. */
+#define ZERNEL_EXIT_REASON_LEN 128
+#define ZERNEL_EXIT_MSG_LEN 1024
+struct zernel_exit_info {
+	__s32 kind;      /* enum scx_exit_kind; 0 while attached */
+	__u32 pad;
+	__s64 exit_code; /* bit 48 (SCX_ECODE_ACT_RESTART) asks userspace to restart */
+	char reason[ZERNEL_EXIT_REASON_LEN];
+	char msg[ZERNEL_EXIT_MSG_LEN];
+};
+
+#endif /* ZERNEL_ABI_H */

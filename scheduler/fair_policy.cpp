@@ -1,0 +1,47 @@
+#include "scheduler/fair_policy.h"
+
+#include <algorithm>
+
+namespace zernel {
+namespace {
+
+// Weight-scaled time: what `ns` of CPU costs a task of `weight` (100 = nice 0).
+std::uint64_t scaled(std::uint64_t ns, std::uint32_t weight) {
+  return ns * 100 / std::max<std::uint32_t>(weight, 1);
+}
+
+}  // namespace
+
+FairPolicy::FairPolicy(const PolicyConfig& cfg) : cfg_(cfg), tasks_(cfg.max_tracked_tasks) {}
+
+Decision FairPolicy::decide_one(const TaskEvent& ev) {
+  bool created = false;
+  TaskState& st = tasks_.get(ev.pid, ev.enq_ns, &created);
+
+  st.vruntime += scaled(ev.runtime_ns, ev.weight);
+  // New tasks and long sleepers start one slice behind the clock: ahead of the tasks that
+  // have been running, but without the credit of all the time they were away.
+  const std::uint64_t floor = vclock_ > cfg_.slice_ns ? vclock_ - cfg_.slice_ns : 0;
+  st.vruntime = std::max(st.vruntime, floor);
+  vclock_ = std::max(vclock_, st.vruntime);
+
+  const bool short_burst = is_wakeup(ev) && ev.burst_ns < cfg_.slice_ns / 2;
+  const std::uint64_t request =
+      short_burst ? std::max<std::uint64_t>(ev.burst_ns, cfg_.min_slice_ns) : cfg_.slice_ns;
+
+  Decision d{};
+  d.pid = ev.pid;
+  // A pinned task can only go to its CPU; the shim places the others on an idle CPU.
+  d.cpu = ev.nr_cpus_allowed == 1 ? ev.prev_cpu : kCpuAny;
+  d.slice_ns = cfg_.slice_ns;
+  d.vtime = st.vruntime + scaled(request, ev.weight);
+  d.gen = ev.gen;
+  d.flags = short_burst ? ZERNEL_DEC_PREEMPT : 0;
+  return d;
+}
+
+void FairPolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out) {
+  for (std::size_t i = 0; i < in.size(); ++i) out[i] = decide_one(in[i]);
+}
+
+}  // namespace zernel

@@ -1,0 +1,39 @@
+// A scheduling policy: turns task events into decisions. The dispatcher owns the loop and
+// the channel; a policy sees only decoded events and answers each with a Decision.
+//
+// Contract for implementations: decide() runs on the dispatcher thread, on the hot path.
+// It must not allocate, lock or make system calls; per-task state lives in a TaskTable
+// sized at construction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "scheduler/messages.h"
+
+namespace zernel {
+
+struct PolicyConfig {
+  std::uint64_t slice_ns = 5'000'000;  // the time slice a task gets by default
+  std::uint64_t min_slice_ns = 250'000;  // floor for latency-sensitive requests
+  std::size_t max_tracked_tasks = 65536;
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual std::string_view name() const = 0;
+
+  // Answers in[i] with out[i]. REQUIRES: out.size() >= in.size().
+  virtual void decide(std::span<const TaskEvent> in, std::span<Decision> out) = 0;
+};
+
+// The policies this build knows, by name (`fair`, `fifo`); nullptr for an unknown name.
+std::unique_ptr<Policy> make_policy(std::string_view name, const PolicyConfig& cfg);
+
+// Names accepted by make_policy, for help texts and errors.
+inline constexpr std::string_view kPolicyNames = "fair, fifo";
+
+}  // namespace zernel

@@ -1,0 +1,116 @@
+#include "scheduler/shim.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "zernel.skel.h"
+
+namespace zernel {
+namespace {
+
+std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+}  // namespace
+
+std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) {
+  std::unique_ptr<Shim> shim(new Shim());
+  shim->skel_ = zernel_bpf__open();
+  if (!shim->skel_) {
+    *error = "cannot open the BPF object: " + errstr(errno);
+    return nullptr;
+  }
+  zernel_bpf* s = shim->skel_;
+
+  const int nr_cpus = libbpf_num_possible_cpus();
+  if (nr_cpus <= 0) {
+    *error = "cannot count possible CPUs: " + errstr(nr_cpus);
+    return nullptr;
+  }
+  s->rodata->usersched_tgid = opts.usersched_tgid;
+  s->rodata->nr_cpus = static_cast<std::uint32_t>(nr_cpus);
+  s->rodata->slice_dfl_ns = opts.slice_dfl_ns;
+  s->rodata->stall_timeout_ns = opts.stall_timeout_ns;
+  bpf_map__set_max_entries(s->maps.tasks, opts.task_ring_bytes);
+  bpf_map__set_max_entries(s->maps.decisions, opts.decision_ring_bytes);
+  bpf_map__set_max_entries(s->maps.cpu_ctxs, static_cast<std::uint32_t>(nr_cpus));
+
+  if (int err = zernel_bpf__load(s); err) {
+    *error = "cannot load the BPF scheduler (" + errstr(err) +
+             "): the kernel's verifier or BTF rejected it; run with LIBBPF_LOG=debug-free "
+             "output above for the cause";
+    return nullptr;
+  }
+
+  shim->link_ = bpf_map__attach_struct_ops(s->maps.zernel_ops);
+  if (!shim->link_) {
+    const int err = errno;
+    if (err == EBUSY || err == EEXIST)
+      *error = "another sched_ext scheduler attached first; fix: stop it, then start zernel-scheduler again";
+    else
+      *error = "cannot attach the scheduler to the kernel: " + errstr(err);
+    return nullptr;
+  }
+  return shim;
+}
+
+Shim::~Shim() {
+  detach();
+  if (skel_) zernel_bpf__destroy(skel_);
+}
+
+void Shim::detach() {
+  if (link_) {
+    bpf_link__destroy(link_);
+    link_ = nullptr;
+  }
+}
+
+int Shim::task_ring_fd() const { return bpf_map__fd(skel_->maps.tasks); }
+int Shim::decision_ring_fd() const { return bpf_map__fd(skel_->maps.decisions); }
+
+volatile std::uint64_t* Shim::consumed_counter() {
+  return reinterpret_cast<volatile std::uint64_t*>(&skel_->bss->user_consumed);
+}
+
+bool Shim::exited() const {
+  // Pairs with ops.exit, which writes kind last.
+  return __atomic_load_n(&skel_->bss->exit_info.kind, __ATOMIC_ACQUIRE) != 0;
+}
+
+ExitInfo Shim::exit_info() const {
+  ExitInfo info;
+  std::memcpy(&info, const_cast<const zernel_exit_info*>(&skel_->bss->exit_info), sizeof(info));
+  info.reason[sizeof(info.reason) - 1] = '\0';
+  info.msg[sizeof(info.msg) - 1] = '\0';
+  return info;
+}
+
+ShimStats Shim::read_stats() const {
+  ShimStats total{};
+  const int nr_cpus = libbpf_num_possible_cpus();
+  std::vector<ShimStats> per_cpu(static_cast<std::size_t>(nr_cpus));
+  std::uint32_t zero = 0;
+  if (bpf_map__lookup_elem(skel_->maps.stats, &zero, sizeof(zero), per_cpu.data(),
+                           per_cpu.size() * sizeof(ShimStats), 0) != 0)
+    return total;
+  for (const ShimStats& c : per_cpu) {
+    total.nr_queued += c.nr_queued;
+    total.nr_user_dispatched += c.nr_user_dispatched;
+    total.nr_kernel_dispatched += c.nr_kernel_dispatched;
+    total.nr_congested += c.nr_congested;
+    total.nr_bypassed += c.nr_bypassed;
+    total.nr_cancelled += c.nr_cancelled;
+    total.nr_exited += c.nr_exited;
+    total.nr_bounced += c.nr_bounced;
+    total.nr_preempt_kicks += c.nr_preempt_kicks;
+    total.nr_drain_busy += c.nr_drain_busy;
+  }
+  return total;
+}
+
+}  // namespace zernel

@@ -1,0 +1,63 @@
+// The loaded BPF shim: skeleton, struct_ops link, and the pieces of its memory userspace
+// reads and writes. Loader order is fixed (as in scx's loaders): open -> set rodata and
+// map sizes -> load -> attach the struct_ops link; destruction detaches, which hands every
+// task back to the kernel's default scheduler.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "scheduler/messages.h"
+
+struct zernel_bpf;
+struct bpf_link;
+
+namespace zernel {
+
+struct ShimOptions {
+  pid_t usersched_tgid = 0;                 // our own process: dispatched in the kernel
+  std::uint64_t slice_dfl_ns = 5'000'000;   // slice of kernel-dispatched and fallback tasks
+  std::uint64_t stall_timeout_ns = 250'000'000;  // no consumption this long: bypass
+  std::uint32_t task_ring_bytes = 4u << 20;      // power of two, >= page size
+  std::uint32_t decision_ring_bytes = 1u << 20;  // power of two, >= page size
+};
+
+class Shim {
+ public:
+  // Loads and attaches. On failure returns nullptr and sets *error to one line that names
+  // the cause and the fix; nothing stays loaded.
+  static std::unique_ptr<Shim> attach(const ShimOptions& opts, std::string* error);
+  ~Shim();
+
+  Shim(const Shim&) = delete;
+  Shim& operator=(const Shim&) = delete;
+
+  // Destroys the struct_ops link: the kernel unregisters the scheduler. Idempotent.
+  void detach();
+
+  int task_ring_fd() const;
+  int decision_ring_fd() const;
+  volatile std::uint64_t* consumed_counter();
+
+  // Set by ops.exit when the kernel unloads us; kind != 0 means the rest is written.
+  bool exited() const;
+  ExitInfo exit_info() const;
+
+  // Sums the per-CPU counters (one system call).
+  ShimStats read_stats() const;
+
+ private:
+  Shim() = default;
+  zernel_bpf* skel_ = nullptr;
+  bpf_link* link_ = nullptr;
+};
+
+// SCX_ECODE_ACT_RESTART: the kernel asks the scheduler to restart (e.g. after hotplug).
+inline constexpr std::int64_t kExitRestart = std::int64_t{1} << 48;
+// SCX_EXIT_UNREG: unregistered from user space (our own detach).
+inline constexpr std::int32_t kExitUnreg = 64;
+
+}  // namespace zernel

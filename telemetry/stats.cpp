@@ -1,0 +1,37 @@
+#include "telemetry/stats.h"
+
+#include <cstdio>
+
+namespace zernel::telemetry {
+
+std::uint64_t in_flight(const ShimStats& s) {
+  const std::uint64_t answered = s.nr_user_dispatched + s.nr_cancelled + s.nr_exited;
+  return s.nr_queued > answered ? s.nr_queued - answered : 0;
+}
+
+std::string format_stats_line(const StatsSnapshot& snap) {
+  const ShimStats& s = snap.shim;
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "zernel: %.1fs queued=%llu user=%llu kernel=%llu fallback=%llu "
+                "(congested=%llu bypassed=%llu) cancelled=%llu exited=%llu bounced=%llu "
+                "preempt=%llu in_flight=%llu batches=%llu ring_full=%llu faults=%llu/%llu",
+                snap.elapsed_s, static_cast<unsigned long long>(s.nr_queued),
+                static_cast<unsigned long long>(s.nr_user_dispatched),
+                static_cast<unsigned long long>(s.nr_kernel_dispatched),
+                static_cast<unsigned long long>(s.nr_congested + s.nr_bypassed),
+                static_cast<unsigned long long>(s.nr_congested),
+                static_cast<unsigned long long>(s.nr_bypassed),
+                static_cast<unsigned long long>(s.nr_cancelled),
+                static_cast<unsigned long long>(s.nr_exited),
+                static_cast<unsigned long long>(s.nr_bounced),
+                static_cast<unsigned long long>(s.nr_preempt_kicks),
+                static_cast<unsigned long long>(in_flight(s)),
+                static_cast<unsigned long long>(snap.dispatcher.batches),
+                static_cast<unsigned long long>(snap.dispatcher.ring_full_waits),
+                static_cast<unsigned long long>(snap.minor_faults),
+                static_cast<unsigned long long>(snap.major_faults));
+  return buf;
+}
+
+}  // namespace zernel::telemetry

@@ -1,0 +1,92 @@
+#include "scheduler/dispatcher.h"
+
+#include <gtest/gtest.h>
+
+#include "scheduler/fair_policy.h"
+#include "scheduler/fifo_policy.h"
+#include "tests/unit/fake_channel.h"
+
+namespace zernel {
+namespace {
+
+using testing::FakeChannel;
+using testing::make_event;
+
+TEST(Dispatcher, AnswersEveryEventOnceInOrderWithItsGeneration) {
+  FakeChannel ch;
+  FifoPolicy policy({});
+  Dispatcher d(ch, policy, 8);
+  for (int i = 1; i <= 20; ++i) ch.push(make_event(1000 + i, /*gen=*/i * 3));
+
+  std::size_t handled = 0;
+  while (std::size_t n = d.run_once()) {
+    EXPECT_LE(n, 8u);  // batches are bounded
+    handled += n;
+  }
+  ASSERT_EQ(handled, 20u);
+  ASSERT_EQ(ch.sent.size(), 20u);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(ch.sent[i].pid, 1001 + i);
+    EXPECT_EQ(ch.sent[i].gen, static_cast<std::uint64_t>((i + 1) * 3));
+  }
+  EXPECT_EQ(d.counters().received, 20u);
+  EXPECT_EQ(d.counters().sent, 20u);
+  EXPECT_EQ(d.counters().batches, 3u);
+}
+
+TEST(Dispatcher, FullDownRingWaitsInsteadOfDropping) {
+  FakeChannel ch;
+  ch.down_capacity = 3;
+  FifoPolicy policy({});
+  Dispatcher d(ch, policy, 16);
+  for (int i = 0; i < 10; ++i) ch.push(make_event(1 + i));
+
+  EXPECT_EQ(d.run_once(), 10u);
+  EXPECT_EQ(ch.sent.size(), 10u);
+  EXPECT_EQ(ch.space_waits, 3);  // 3 + 3 + 3 + 1
+  EXPECT_EQ(d.counters().ring_full_waits, 3u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(ch.sent[i].pid, 1 + i);
+}
+
+TEST(Dispatcher, GivingUpOnAFullRingOnlyWhenTold) {
+  FakeChannel ch;
+  ch.down_capacity = 2;
+  FifoPolicy policy({});
+  Dispatcher d(ch, policy, 16);
+  for (int i = 0; i < 5; ++i) ch.push(make_event(1 + i));
+  EXPECT_EQ(d.run_once([] { return false; }), 5u);
+  EXPECT_EQ(ch.sent.size(), 2u);
+  EXPECT_EQ(d.counters().sent, 2u);
+}
+
+TEST(Dispatcher, EmptyChannelReturnsZeroAndSendsNothing) {
+  FakeChannel ch;
+  FairPolicy policy({});
+  Dispatcher d(ch, policy);
+  EXPECT_EQ(d.run_once(), 0u);
+  EXPECT_TRUE(ch.sent.empty());
+  EXPECT_EQ(d.counters().batches, 0u);
+}
+
+TEST(Dispatcher, PolicySwitchTakesEffectAtTheNextBatch) {
+  FakeChannel ch;
+  PolicyConfig cfg;
+  cfg.slice_ns = 1'000'000;
+  FairPolicy fair(cfg);
+  PolicyConfig fifo_cfg;
+  fifo_cfg.slice_ns = 7'000'000;
+  FifoPolicy fifo(fifo_cfg);
+  Dispatcher d(ch, fair, 4);
+  ch.push(make_event(1));
+  d.run_once();
+  d.set_policy(fifo);
+  ch.push(make_event(2));
+  d.run_once();
+  ASSERT_EQ(ch.sent.size(), 2u);
+  EXPECT_EQ(ch.sent[0].slice_ns, 1'000'000u);
+  EXPECT_EQ(ch.sent[1].slice_ns, 7'000'000u);
+  EXPECT_EQ(d.policy().name(), "fifo");
+}
+
+}  // namespace
+}  // namespace zernel

@@ -1,0 +1,163 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "scheduler/fair_policy.h"
+#include "scheduler/fifo_policy.h"
+#include "scheduler/task_table.h"
+#include "tests/unit/fake_channel.h"
+
+namespace zernel {
+namespace {
+
+using testing::make_event;
+
+Decision decide(Policy& p, const TaskEvent& ev) {
+  Decision d{};
+  p.decide(std::span(&ev, 1), std::span(&d, 1));
+  return d;
+}
+
+PolicyConfig cfg_ms(std::uint64_t slice_ms) {
+  PolicyConfig c;
+  c.slice_ns = slice_ms * 1'000'000;
+  c.min_slice_ns = 100'000;
+  c.max_tracked_tasks = 1024;
+  return c;
+}
+
+TEST(FairPolicy, HeavierTaskAdvancesSlowerForTheSameRuntime) {
+  FairPolicy p(cfg_ms(5));
+  TaskEvent light = make_event(1), heavy = make_event(2);
+  heavy.weight = 200;  // about nice -3
+  decide(p, light);
+  decide(p, heavy);
+  light.runtime_ns = heavy.runtime_ns = 10'000'000;
+  light.gen = heavy.gen = 2;
+  const Decision dl = decide(p, light);
+  const Decision dh = decide(p, heavy);
+  // Same CPU time: the heavy task is charged half, so its deadline is earlier.
+  EXPECT_LT(dh.vtime, dl.vtime);
+}
+
+TEST(FairPolicy, ShortBurstWakeupGetsEarlierDeadlineAndPreempts) {
+  FairPolicy p(cfg_ms(5));
+  TaskEvent hog = make_event(1);
+  for (int i = 0; i < 10; ++i) {  // a CPU hog: re-enqueued at slice expiry, full slices
+    hog.runtime_ns = 5'000'000;
+    hog.burst_ns = 5'000'000ull * (i + 1);
+    decide(p, hog);
+  }
+  hog.runtime_ns = 5'000'000;
+  const Decision dhog = decide(p, hog);
+  EXPECT_EQ(dhog.flags & ZERNEL_DEC_PREEMPT, 0u);
+
+  TaskEvent waker = make_event(2);
+  waker.flags = ZERNEL_TASK_WAKEUP;
+  waker.burst_ns = 200'000;  // runs 200 us between sleeps
+  const Decision dw = decide(p, waker);
+  EXPECT_LT(dw.vtime, dhog.vtime);
+  EXPECT_NE(dw.flags & ZERNEL_DEC_PREEMPT, 0u);
+}
+
+TEST(FairPolicy, LongBurstWakeupDoesNotPreempt) {
+  FairPolicy p(cfg_ms(5));
+  TaskEvent ev = make_event(3);
+  ev.flags = ZERNEL_TASK_WAKEUP;
+  ev.burst_ns = 4'000'000;  // more than half a slice
+  EXPECT_EQ(decide(p, ev).flags & ZERNEL_DEC_PREEMPT, 0u);
+}
+
+TEST(FairPolicy, SleepersDoNotBankMoreThanOneSliceOfCredit) {
+  FairPolicy p(cfg_ms(5));
+  TaskEvent sleeper = make_event(1);
+  decide(p, sleeper);  // seen once at vruntime 0, then sleeps for a long time
+  TaskEvent hog = make_event(2);
+  for (int i = 0; i < 100; ++i) {
+    hog.runtime_ns = 5'000'000;
+    decide(p, hog);
+  }
+  ASSERT_GT(p.clock(), 400'000'000u);
+  sleeper.flags = ZERNEL_TASK_WAKEUP;
+  sleeper.gen = 2;
+  decide(p, sleeper);
+  const auto* st = p.tasks().find(1);
+  ASSERT_NE(st, nullptr);
+  EXPECT_GE(st->vruntime, p.clock() - 5'000'000);
+}
+
+TEST(FairPolicy, EqualTasksAlternate) {
+  // Two hogs of equal weight charged the same: neither runs away with the CPU.
+  FairPolicy p(cfg_ms(5));
+  TaskEvent a = make_event(1), b = make_event(2);
+  std::uint64_t va = 0, vb = 0;
+  for (int i = 0; i < 50; ++i) {
+    a.runtime_ns = b.runtime_ns = 5'000'000;
+    va = decide(p, a).vtime;
+    vb = decide(p, b).vtime;
+  }
+  const std::uint64_t diff = va > vb ? va - vb : vb - va;
+  EXPECT_LE(diff, 5'000'000u);
+}
+
+TEST(FairPolicy, PinnedTaskGoesToItsCpuOthersToAny) {
+  FairPolicy p(cfg_ms(5));
+  TaskEvent pinned = make_event(1);
+  pinned.nr_cpus_allowed = 1;
+  pinned.prev_cpu = 3;
+  EXPECT_EQ(decide(p, pinned).cpu, 3);
+  TaskEvent free = make_event(2);
+  free.prev_cpu = 3;
+  EXPECT_EQ(decide(p, free).cpu, kCpuAny);
+}
+
+TEST(FairPolicy, SliceAndGenerationComeThrough) {
+  FairPolicy p(cfg_ms(3));
+  TaskEvent ev = make_event(9, 77);
+  const Decision d = decide(p, ev);
+  EXPECT_EQ(d.slice_ns, 3'000'000u);
+  EXPECT_EQ(d.gen, 77u);
+  EXPECT_EQ(d.pid, 9);
+}
+
+TEST(FifoPolicy, OrdersByEnqueueTime) {
+  FifoPolicy p(cfg_ms(2));
+  TaskEvent a = make_event(1), b = make_event(2);
+  a.enq_ns = 500;
+  b.enq_ns = 100;
+  EXPECT_LT(decide(p, b).vtime, decide(p, a).vtime);
+  EXPECT_EQ(decide(p, a).flags, 0u);
+}
+
+TEST(MakePolicy, KnowsItsNamesAndRejectsOthers) {
+  EXPECT_EQ(make_policy("fair", {})->name(), "fair");
+  EXPECT_EQ(make_policy("fifo", {})->name(), "fifo");
+  EXPECT_EQ(make_policy("phase-x", {}), nullptr);
+}
+
+struct Counter {
+  int hits = 0;
+};
+
+TEST(TaskTable, FindsWhatItStoredAndRecyclesTheColdest) {
+  TaskTable<Counter> t(8);  // capacity 16 = one probe window
+  bool created = false;
+  for (int pid = 1; pid <= 16; ++pid) {
+    t.get(pid, /*now=*/pid, &created).hits = pid;
+    EXPECT_TRUE(created);
+  }
+  EXPECT_EQ(t.size(), 16u);
+  EXPECT_EQ(t.get(5, 100, &created).hits, 5);
+  EXPECT_FALSE(created);
+  // Full: a 17th task recycles the least recently seen (pid 1, seen at time 1).
+  t.get(17, 101, &created);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(t.recycled(), 1u);
+  EXPECT_EQ(t.find(1), nullptr);
+  ASSERT_NE(t.find(5), nullptr);
+  EXPECT_EQ(t.find(5)->hits, 5);
+  EXPECT_EQ(t.find(17)->hits, 0);
+}
+
+}  // namespace
+}  // namespace zernel
