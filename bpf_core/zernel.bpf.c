@@ -36,6 +36,7 @@
 
 #include "zernel_kfuncs.h"
 #include "zernel_abi.h"
+#include "zernel_rings.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -71,15 +72,6 @@ volatile bool bypass;
 /* Written once in ops.exit; userspace polls .kind. */
 struct zernel_exit_info exit_info;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* resized by the loader */
-} tasks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} decisions SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

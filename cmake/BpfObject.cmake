@@ -20,7 +20,8 @@ function(bpf_object name source)
             # silently (wrong layouts) unless Microsoft extensions are on.
             -fms-extensions -Wno-microsoft-anon-tag
             -Wall -Werror
-            -I${vmlinux_dir} -I${CMAKE_CURRENT_SOURCE_DIR} -I${LIBBPF_INCLUDEDIR}
+            -I${vmlinux_dir} -I${PROJECT_SOURCE_DIR}/bpf_core -I${CMAKE_CURRENT_SOURCE_DIR}
+            -I${LIBBPF_INCLUDEDIR}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
     DEPENDS ${source} ${ZERNEL_VMLINUX_H} ${ARG_DEPENDS}
     COMMENT "BPF ${source}"

@@ -34,7 +34,7 @@ shift 2
 [ -f "$guest" ] || die "guest script '$guest' not found; fix: pass an existing shell script"
 
 bins=(/usr/bin/stress-ng /usr/bin/hackbench /usr/bin/perf /usr/bin/cyclictest)
-files=() modules=() kdir=
+files=() modules=() kdir=''
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) [ $# -ge 2 ] || die "--bin needs a PATH"; bins+=("$2"); shift 2 ;;

@@ -39,7 +39,7 @@ trap 'echo "run-vm: internal error at line $LINENO: $BASH_COMMAND" >&2; exit 3' 
 
 usage="usage: $0 [--cpus N] [--mem MB] [--numa-nodes N] [--timeout S] [--tcg single|multi] [--bin PATH]... [--file SRC:DEST]... [--module NAME]... [--log FILE] [--kernel-dir DIR] [--append ARGS] -- GUEST_SCRIPT"
 
-cpus=2 mem=2048 numa=1 timeout=600 tcg=single log= kdir= append= guest=
+cpus=2 mem=2048 numa=1 timeout=600 tcg=single log='' kdir='' append='' guest=''
 mkargs=()
 need() { [ "$2" -ge 2 ] || harness_error "$1 needs a value; $usage"; }
 int() { [[ $2 =~ ^[1-9][0-9]*$ ]] || harness_error "$1 '$2' is not a positive integer; fix: pass e.g. $1 2"; }
@@ -121,7 +121,7 @@ qpid=$!
 
 elapsed() { local now=$EPOCHREALTIME; awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'; }
 deadline=$((SECONDS + timeout))
-marker_rc= fatal= timed_out= init_at= marker_at= last_line= saw_kernel= eof=
+marker_rc='' fatal='' timed_out='' init_at='' marker_at='' last_line='' saw_kernel='' eof=''
 kernel_re='\[ *[0-9]+\.[0-9]+\] '
 fatal_re="${kernel_re}.*(Kernel panic - not syncing|BUG:|Oops:)"
 exec 4>>"$log"
@@ -143,20 +143,20 @@ while :; do
   if [[ $line == *$'\e'* ]]; then line=${line//$'\e'\[*([0-9;?])[A-Za-z]/}; line=${line//$'\e'c/}; fi
   printf '%s\n' "$line"
   printf '%s\n' "$line" >&4
-  [ -n "$line" ] && last_line=$line
+  if [ -n "$line" ]; then last_line=$line; fi
   if [[ $line =~ $kernel_re ]]; then saw_kernel=1; fi
   if [ -z "$fatal" ] && [[ $line =~ $fatal_re ]]; then
     fatal=$line
     # Keep reading a little for the backtrace; a BUG: that does not panic may leave the
     # guest wedged, so do not wait for the full timeout.
-    [ $((SECONDS + 15)) -lt "$deadline" ] && deadline=$((SECONDS + 15))
+    if ((SECONDS + 15 < deadline)); then deadline=$((SECONDS + 15)); fi
   fi
   if [ -z "$init_at" ] && [[ $line == "zernel-vm: init up at "* ]]; then init_at=$(elapsed "$t0"); fi
   if [ -z "$marker_rc" ] && [[ $line =~ ^ZERNEL-VM-EXIT\ rc=([0-9]+)$ ]]; then
     marker_rc=${BASH_REMATCH[1]}
     marker_at=$(elapsed "$t0")
     # Power-off should follow at once; do not let a stuck shutdown eat the timeout.
-    [ $((SECONDS + 20)) -lt "$deadline" ] && deadline=$((SECONDS + 20))
+    if ((SECONDS + 20 < deadline)); then deadline=$((SECONDS + 20)); fi
   fi
   [ -z "$eof" ] || break
 done <"$tmp/console"

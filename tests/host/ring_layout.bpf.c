@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Host test programs for the channel: the shim's own ring maps (zernel_rings.bpf.h),
+ * driven by SEC("syscall") programs that BPF_PROG_TEST_RUN can run on any kernel with
+ * BPF, sched_ext or not.
+ *
+ * produce: writes one struct zernel_task_msg per call, every field derived from the call's
+ *          seed so that userspace can check each byte landed where it expects.
+ * drain:   drains the decision ring as ops.dispatch does and records what it read.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "zernel_abi.h"
+#include "zernel_rings.bpf.h"
+
+char _license[] SEC("license") = "GPL";
+
+struct produce_args {
+	__u64 seed;
+	__u32 count;
+	__u32 pad;
+};
+
+__u64 nr_produced;
+__u64 nr_reserve_failed;
+
+#define MAX_SEEN 1024
+struct zernel_decision seen[MAX_SEEN];
+__u64 nr_seen;
+
+static __always_inline void fill(struct zernel_task_msg *m, __u64 seed)
+{
+	int i;
+
+	m->pid = (__s32)(seed + 1);
+	m->tgid = (__s32)(seed + 2);
+	m->prev_cpu = (__s32)(seed % 7);
+	m->nr_cpus_allowed = (__u32)(seed % 64 + 1);
+	m->enq_flags = seed * 3;
+	m->enq_ns = seed * 5;
+	m->runtime_ns = seed * 11;
+	m->burst_ns = seed * 13;
+	m->gen = seed * 17;
+	m->weight = (__u32)(seed % 10000 + 1);
+	m->flags = (__u32)(seed & 7);
+	m->waker_pid = -(__s32)seed;
+	m->waker_tgid = (__s32)(seed * 19);
+	for (i = 0; i < ZERNEL_COMM_LEN; i++)
+		m->comm[i] = (char)('a' + (seed + i) % 26);
+	m->comm[ZERNEL_COMM_LEN - 1] = 0;
+}
+
+SEC("syscall")
+int produce(struct produce_args *args)
+{
+	__u32 i, n = args->count;
+	__u64 seed = args->seed;
+
+	bpf_for(i, 0, n) {
+		struct zernel_task_msg *m = bpf_ringbuf_reserve(&tasks, sizeof(*m), 0);
+
+		if (!m) {
+			nr_reserve_failed++;
+			return 0;
+		}
+		fill(m, seed + i);
+		bpf_ringbuf_submit(m, 0);
+		nr_produced++;
+	}
+	return 0;
+}
+
+static long record(struct bpf_dynptr *dynptr, void *ctx)
+{
+	__u64 idx = nr_seen;
+
+	if (idx >= MAX_SEEN)
+		return 1;
+	if (bpf_dynptr_read(&seen[idx], sizeof(struct zernel_decision), dynptr, 0, 0))
+		return 1;
+	nr_seen = idx + 1;
+	return 0;
+}
+
+SEC("syscall")
+int drain(void *ctx)
+{
+	return bpf_user_ringbuf_drain(&decisions, record, NULL, 0);
+}
