@@ -1,0 +1,149 @@
+#!/bin/sh
+# End-to-end test of zernel-scheduler on the real sched_ext kernel (run by run-vm.sh).
+# Each check prints "PASS: ..." or "FAIL: ..."; the script exits 1 if any check failed.
+# Observations that are reported rather than asserted print "REPORT: ...".
+Z=${ZERNEL_BIN:-zernel-scheduler}
+SCX=/sys/kernel/sched_ext
+failed=0
+
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failed=1; }
+check() {  # check DESCRIPTION CONDITION...
+  d=$1; shift
+  if "$@"; then pass "$d"; else fail "$d"; fi
+}
+state() { cat $SCX/state; }
+wait_state() {  # wait_state WANT TENTHS: poll the kernel's state
+  i=0
+  while [ "$i" -lt "$2" ]; do
+    [ "$(state)" = "$1" ] && return 0
+    sleep 0.1; i=$((i + 1))
+  done
+  return 1
+}
+# Last value of key=N on the last stats line of a log.
+stat_of() { grep '^zernel: ' "$1" | tail -n1 | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
+# Tasks of the fair-class policies (0 NORMAL, 3 BATCH, 5 IDLE) not running under sched_ext.
+unswitched() {
+  n=0
+  for f in /proc/[0-9]*/sched; do
+    pol=$(sed -n 's/^policy *: *//p' "$f" 2>/dev/null)
+    en=$(sed -n 's/^ext.enabled *: *//p' "$f" 2>/dev/null)
+    case "$pol" in 0|3|5) [ "$en" = 1 ] || n=$((n + 1)) ;; esac
+  done
+  echo "$n"
+}
+start_zernel() {  # start_zernel LOG [ARGS...]
+  log=$1; shift
+  $Z "$@" >"$log" 2>&1 &
+  ZPID=$!
+  wait_state enabled 100
+}
+
+echo "== 1. attach"
+check "state is disabled before start" [ "$(state)" = disabled ]
+start_zernel /tmp/z1.log --stats 1
+check "state is enabled after start" [ "$(state)" = enabled ]
+echo "state=$(state) ops=$(cat $SCX/root/ops) switch_all=$(cat $SCX/switch_all)"
+check "root/ops is zernel" [ "$(cat $SCX/root/ops)" = zernel ]
+check "switch_all is 1" [ "$(cat $SCX/switch_all)" = 1 ]
+n=$(unswitched)
+echo "fair-class tasks not on sched_ext: $n of $(ls -d /proc/[0-9]* | wc -l) tasks"
+check "every fair-class task is on sched_ext" [ "$n" = 0 ]
+
+echo "== 2. workloads under zernel"
+t0=$(date +%s)
+stress-ng --cpu 2 --fork 2 --io 2 --switch 2 --timeout 10s --metrics-brief >/tmp/stress.log 2>&1
+rc=$?
+tail -n 6 /tmp/stress.log
+check "stress-ng cpu/fork/io/switch completed (rc=$rc)" [ "$rc" = 0 ]
+hackbench -g 4 -l 100 >/tmp/hb.log 2>&1
+rc=$?
+cat /tmp/hb.log | tail -n 1
+check "hackbench completed (rc=$rc)" [ "$rc" = 0 ]
+echo "workloads took $(( $(date +%s) - t0 )) s"
+check "scheduler still attached after the workloads" [ "$(state)" = enabled ]
+sleep 1.2
+grep '^zernel: ' /tmp/z1.log | tail -n 1
+user=$(stat_of /tmp/z1.log user); kern=$(stat_of /tmp/z1.log kernel)
+fb=$(stat_of /tmp/z1.log fallback); cancelled=$(stat_of /tmp/z1.log cancelled)
+echo "user dispatches=$user kernel dispatches=$kern fallbacks=$fb cancelled=$cancelled"
+check "userspace dispatched the workload (user=$user > 10000)" [ "${user:-0}" -gt 10000 ]
+check "user dispatches far above fallbacks (user=$user >= 100 x fallback=$fb)" \
+  [ "${user:-0}" -ge $(( ${fb:-0} * 100 )) ]
+check "user dispatches above kernel dispatches (user=$user > kernel=$kern)" [ "${user:-0}" -gt "${kern:-0}" ]
+
+echo "== 3. another scheduler already loaded"
+$Z >/tmp/z2.log 2>&1
+rc=$?
+cat /tmp/z2.log
+check "second instance refused with rc=1 (rc=$rc)" [ "$rc" = 1 ]
+check "refusal names the loaded scheduler" grep -q 'another sched_ext scheduler is loaded: zernel' /tmp/z2.log
+check "refusal is one line" [ "$(wc -l </tmp/z2.log)" = 1 ]
+check "first instance still attached" [ "$(state)" = enabled ]
+
+echo "== 4. clean detach on SIGINT"
+kill -INT $ZPID
+wait $ZPID
+rc=$?
+tail -n 2 /tmp/z1.log
+check "SIGINT: exit code 0 (rc=$rc)" [ "$rc" = 0 ]
+check "SIGINT: state is disabled" wait_state disabled 50
+check "SIGINT: prints EXIT line" grep -q '^EXIT: ' /tmp/z1.log
+
+echo "== 5. re-attach, then SIGTERM"
+start_zernel /tmp/z3.log
+check "re-attach: state enabled" [ "$(state)" = enabled ]
+check "re-attach: ops is zernel" [ "$(cat $SCX/root/ops)" = zernel ]
+hackbench -g 2 -l 50 >/dev/null 2>&1
+check "re-attach: hackbench completed" [ $? = 0 ]
+kill -TERM $ZPID
+wait $ZPID
+rc=$?
+check "SIGTERM: exit code 0 (rc=$rc)" [ "$rc" = 0 ]
+check "SIGTERM: state disabled" wait_state disabled 50
+
+echo "== 6. kill -9 under load"
+start_zernel /tmp/z4.log
+stress-ng --cpu 2 --switch 1 --timeout 8s >/tmp/stress9.log 2>&1 &
+SPID=$!
+sleep 2
+kill -9 $ZPID
+wait $ZPID 2>/dev/null
+check "kill -9: kernel back on its default scheduler" wait_state disabled 100
+wait $SPID
+rc=$?
+check "kill -9: the workload completed (rc=$rc)" [ "$rc" = 0 ]
+
+echo "== 7. SIGSTOP for 3 s under load"
+start_zernel /tmp/z5.log --stats 1
+stress-ng --cpu 2 --switch 1 --timeout 10s >/tmp/stressS.log 2>&1 &
+SPID=$!
+sleep 2
+before_bypass=$(stat_of /tmp/z5.log bypassed)
+kill -STOP $ZPID
+t0=$(date +%s)
+sleep 3
+during=$(state)
+kill -CONT $ZPID
+wait $SPID
+src=$?
+sleep 1.5
+after=$(state)
+alive=no; kill -0 $ZPID 2>/dev/null && alive=yes
+grep '^zernel: ' /tmp/z5.log | tail -n 1
+echo "REPORT: SIGSTOP 3 s: state during stop=$during, after CONT=$after, scheduler alive=$alive," \
+     "workload rc=$src, bypassed before=${before_bypass:-0} after=$(stat_of /tmp/z5.log bypassed)"
+check "SIGSTOP: the workload completed (rc=$src)" [ "$src" = 0 ]
+if [ "$alive" = yes ]; then
+  kill -INT $ZPID; wait $ZPID; rc=$?
+  check "SIGSTOP: scheduler exits 0 after CONT + SIGINT (rc=$rc)" [ "$rc" = 0 ]
+else
+  wait $ZPID; rc=$?
+  echo "REPORT: scheduler exited with rc=$rc after SIGSTOP"; tail -n 3 /tmp/z5.log
+fi
+check "SIGSTOP: state disabled at the end" wait_state disabled 50
+
+echo "== done"
+dmesg | grep -iE 'sched_ext|BUG|WARNING|stall' | tail -n 20
+exit $failed
