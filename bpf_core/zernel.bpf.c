@@ -14,12 +14,21 @@
  *    and page faults of the dispatcher itself may wait on them.
  *  - A task whose message does not fit in the ring (congested) or that arrives while the
  *    dispatcher has stopped consuming (a stall timer notices) goes to a FIFO fallback queue,
- *    counted. Nothing is dropped and nothing waits on a dispatcher that is not running.
+ *    counted. When the timer declares a stall, the tasks already handed to userspace are
+ *    rescued too: ops.dispatch walks all threads once and moves every task still waiting
+ *    for a decision to the fallback queue. Nothing is dropped and nothing waits on a
+ *    dispatcher that is not running; the kernel's own watchdog work (an unbound kworker,
+ *    which must run every timeout/2 = 2.5 s) is one of the tasks this protects.
  *
  * Placement of a decision: a named CPU gets the task in that CPU's vtime-ordered queue;
  * ZERNEL_CPU_ANY takes the previous CPU if it is idle, else any idle CPU, else the shared
  * vtime-ordered queue. ZERNEL_DEC_PREEMPT kicks the CPU whose current task has the latest
  * ordering key, if that key is later than the decision's.
+ *
+ * Ownership of a task handed to userspace is one flag, task_ctx.in_user, set at enqueue
+ * and cleared by whoever applies it first: a decision (gen must match), the rescue walk or
+ * ops.dequeue. Clearing is a compare-and-swap, so a late decision and a rescue racing on
+ * two CPUs cannot both insert the task.
  *
  * Races tolerated: cpu_ctx[] is written by each CPU in ops.running and read by others
  * without locks when choosing a preemption victim; a stale read kicks the wrong CPU at
@@ -66,8 +75,10 @@ const volatile __u64 stall_period_ns = 50000000;  /* how often the timer looks *
 /* Written by userspace (mmap'ed .bss), read by the stall timer. */
 volatile __u64 user_consumed;
 
-/* Written by the stall timer; read by ops.enqueue. */
+/* Written by the stall timer; read by ops.enqueue and ops.dispatch. */
 volatile bool bypass;
+/* Set by the timer when a stall begins; cleared by the rescue walk that completes. */
+volatile bool rescue_pending;
 
 /* Written once in ops.exit; userspace polls .kind. */
 struct zernel_exit_info exit_info;
@@ -90,7 +101,7 @@ struct task_ctx {
 	__s32 waker_pid;
 	__s32 waker_tgid;
 	__u32 iowait;     /* last sleep was an I/O wait */
-	__u32 pad;
+	__u32 in_user;    /* 1 while its message awaits a decision (see the header) */
 };
 
 struct {
@@ -246,6 +257,9 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 	msg->waker_tgid = tctx->waker_tgid;
 	__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
 	tctx->runtime = 0;
+	/* Before the submit: a decision can only exist after userspace read the message,
+	 * and the submit publishes this store with it (release). */
+	tctx->in_user = 1;
 	bpf_ringbuf_submit(msg, 0);
 	STAT_INC(nr_queued);
 }
@@ -256,8 +270,10 @@ void BPF_STRUCT_OPS(zernel_dequeue, struct task_struct *p, u64 deq_flags)
 
 	/* The task left our custody (affinity or class change); a decision still in flight
 	 * for it must not be applied. */
-	if (tctx)
+	if (tctx) {
 		tctx->gen++;
+		tctx->in_user = 0;
+	}
 }
 
 /* Find the CPU, allowed for @p, whose current task has the latest ordering key; kick it
@@ -343,9 +359,9 @@ static long drain_one(struct bpf_dynptr *dynptr, void *ctx)
 		goto next;
 	}
 	tctx = lookup_task_ctx(p);
-	if (!tctx || tctx->gen != d.gen) {
-		/* Re-enqueued since (a newer message is in the ring) or dequeued: applying
-		 * it would run the task on an outdated decision. */
+	if (!tctx || tctx->gen != d.gen || !__sync_bool_compare_and_swap(&tctx->in_user, 1, 0)) {
+		/* Re-enqueued since (a newer message is in the ring), dequeued, or rescued
+		 * during a stall: applying it would run the task on an outdated decision. */
 		STAT_INC(nr_cancelled);
 	} else {
 		apply_decision(p, tctx, &d);
@@ -358,21 +374,44 @@ next:
 	return scx_bpf_dispatch_nr_slots() == 0;
 }
 
+/* The dispatcher has stalled: move every task still waiting for its decision to the
+ * fallback queue. O(threads), but only once per stall; a walk that runs out of dispatch
+ * slots leaves rescue_pending set and the next ops.dispatch continues it. */
+static __always_inline void rescue_stalled(void)
+{
+	struct task_struct *p;
+
+	bpf_for_each(task, p, NULL, BPF_TASK_ITER_ALL_THREADS) {
+		struct task_ctx *tctx;
+
+		if (!scx_bpf_dispatch_nr_slots())
+			return;
+		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+		if (tctx && __sync_bool_compare_and_swap(&tctx->in_user, 1, 0)) {
+			zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, 0);
+			STAT_INC(nr_rescued);
+		}
+	}
+	rescue_pending = false;
+}
+
 void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 {
 	long ret;
 
 	if (zernel_move_to_local(USERSCHED_DSQ))
 		return;
-	/* Fallback tasks have already been delayed by congestion or a stall: serve them
-	 * before fresh decisions so that they cannot starve. */
-	if (zernel_move_to_local(FALLBACK_DSQ))
-		return;
+	if (rescue_pending)
+		rescue_stalled();
 
+	/* Drain before serving the fallback queue, so that a steady trickle of fallback
+	 * tasks cannot hold userspace's decisions back. */
 	ret = bpf_user_ringbuf_drain(&decisions, drain_one, NULL, 0);
 	if (ret == -EBUSY)
 		STAT_INC(nr_drain_busy);
 
+	if (zernel_move_to_local(FALLBACK_DSQ))
+		return;
 	if (zernel_move_to_local(cpu))
 		return;
 	zernel_move_to_local(SHARED_DSQ);
@@ -474,8 +513,11 @@ static int stall_check(void *map, int *key, struct stall_timer *st)
 		bypass = false;
 	} else if (!st->stalled_since) {
 		st->stalled_since = now;
-	} else if (now - st->stalled_since >= stall_timeout_ns) {
+	} else if (now - st->stalled_since >= stall_timeout_ns && !bypass) {
 		bypass = true;
+		rescue_pending = true;
+		/* Wake a CPU so the rescue does not wait for the next natural dispatch. */
+		scx_bpf_kick_cpu(bpf_get_smp_processor_id(), SCX_KICK_PREEMPT);
 	}
 	st->last_consumed = consumed;
 	bpf_timer_start(&st->timer, stall_period_ns, 0);

@@ -79,6 +79,7 @@ struct zernel_shim_stats {
 	__u64 nr_bounced;        /* decisions for a CPU the task may not use: sent to any CPU */
 	__u64 nr_preempt_kicks;  /* preemption kicks sent for ZERNEL_DEC_PREEMPT */
 	__u64 nr_drain_busy;     /* another CPU was draining the user ring */
+	__u64 nr_rescued;        /* handed to userspace, then dispatched by the shim in a stall */
 };
 
 /* How the kernel unloaded us, copied from struct scx_exit_info in ops.exit. */

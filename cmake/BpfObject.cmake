@@ -15,7 +15,7 @@ function(bpf_object name source)
 
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${ZERNEL_BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86
+    COMMAND ${ZERNEL_BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
             # vmlinux.h of 7.x kernels has anonymous tagged members that clang drops
             # silently (wrong layouts) unless Microsoft extensions are on.
             -fms-extensions -Wno-microsoft-anon-tag

@@ -109,6 +109,7 @@ ShimStats Shim::read_stats() const {
     total.nr_bounced += c.nr_bounced;
     total.nr_preempt_kicks += c.nr_preempt_kicks;
     total.nr_drain_busy += c.nr_drain_busy;
+    total.nr_rescued += c.nr_rescued;
   }
   return total;
 }

@@ -14,14 +14,15 @@ std::string format_stats_line(const StatsSnapshot& snap) {
   char buf[512];
   std::snprintf(buf, sizeof(buf),
                 "zernel: %.1fs queued=%llu user=%llu kernel=%llu fallback=%llu "
-                "(congested=%llu bypassed=%llu) cancelled=%llu exited=%llu bounced=%llu "
+                "(congested=%llu bypassed=%llu rescued=%llu) cancelled=%llu exited=%llu bounced=%llu "
                 "preempt=%llu in_flight=%llu batches=%llu ring_full=%llu faults=%llu/%llu",
                 snap.elapsed_s, static_cast<unsigned long long>(s.nr_queued),
                 static_cast<unsigned long long>(s.nr_user_dispatched),
                 static_cast<unsigned long long>(s.nr_kernel_dispatched),
-                static_cast<unsigned long long>(s.nr_congested + s.nr_bypassed),
+                static_cast<unsigned long long>(s.nr_congested + s.nr_bypassed + s.nr_rescued),
                 static_cast<unsigned long long>(s.nr_congested),
                 static_cast<unsigned long long>(s.nr_bypassed),
+                static_cast<unsigned long long>(s.nr_rescued),
                 static_cast<unsigned long long>(s.nr_cancelled),
                 static_cast<unsigned long long>(s.nr_exited),
                 static_cast<unsigned long long>(s.nr_bounced),

@@ -51,9 +51,10 @@ TEST(StatsLine, CountsInFlightAndKeepsStableKeys) {
   s.shim.nr_congested = 2;
   s.shim.nr_bypassed = 3;
   s.shim.nr_kernel_dispatched = 7;
+  s.shim.nr_rescued = 1;
   EXPECT_EQ(telemetry::in_flight(s.shim), 5u);
   const std::string line = telemetry::format_stats_line(s);
-  EXPECT_NE(line.find("queued=100 user=90 kernel=7 fallback=5 (congested=2 bypassed=3) cancelled=4"),
+  EXPECT_NE(line.find("queued=100 user=90 kernel=7 fallback=6 (congested=2 bypassed=3 rescued=1) cancelled=4"),
             std::string::npos)
       << line;
   EXPECT_NE(line.find("in_flight=5"), std::string::npos);
