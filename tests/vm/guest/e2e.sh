@@ -151,6 +151,27 @@ else
 fi
 check "SIGSTOP: state disabled at the end" wait_state disabled 50
 
+echo "== 8. CPU hotplug: the kernel asks for a restart"
+# Without cpu_online/offline callbacks sched_ext unloads the scheduler on hotplug with
+# SCX_ECODE_ACT_RESTART; zernel-scheduler must re-attach by itself.
+if [ -w /sys/devices/system/cpu/cpu1/online ]; then
+  start_zernel /tmp/z6.log --stats 1
+  echo 0 >/sys/devices/system/cpu/cpu1/online
+  sleep 2
+  check "hotplug: scheduler re-attached after offlining cpu1" wait_state enabled 100
+  echo 1 >/sys/devices/system/cpu/cpu1/online
+  sleep 2
+  check "hotplug: scheduler re-attached after onlining cpu1" wait_state enabled 100
+  grep -E '^EXIT|restart' /tmp/z6.log
+  check "hotplug: restarted in place twice" [ "$(grep -c 'restarting' /tmp/z6.log)" -ge 2 ]
+  hackbench -g 2 -l 50 >/dev/null 2>&1
+  check "hotplug: hackbench completed after the restarts" [ $? = 0 ]
+  kill -INT $ZPID; wait $ZPID; rc=$?
+  check "hotplug: exit 0 on SIGINT after restarts (rc=$rc)" [ "$rc" = 0 ]
+else
+  fail "hotplug: /sys/devices/system/cpu/cpu1/online is not writable"
+fi
+
 echo "== done"
 dmesg | grep -iE 'sched_ext|BUG|WARNING|stall' | tail -n 20
 exit $failed
