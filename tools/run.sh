@@ -26,6 +26,6 @@ echo "run.sh: this kernel ($(uname -r)) has no sched_ext; booting Debian's sched
 args=$(mktemp); trap 'rm -f "$args"' EXIT
 printf '%s\n' "$*" >"$args"
 exec "$top/tests/vm/run-vm.sh" --cpus 2 --timeout 600 \
-  --bin "$bin" --file "$args:/etc/zernel/args" \
-  --append "ZERNEL_BIN=$bin ZERNEL_DEMO_SECONDS=${ZERNEL_DEMO_SECONDS:-20}" \
+  --bin "$bin:/usr/bin/zernel-scheduler" --file "$args:/etc/zernel/args" \
+  --append "ZERNEL_DEMO_SECONDS=${ZERNEL_DEMO_SECONDS:-20}" \
   -- "$top/tests/vm/guest/demo.sh"

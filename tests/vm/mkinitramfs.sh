@@ -6,8 +6,8 @@
 # Usage: mkinitramfs.sh OUT.cpio.gz GUEST_SCRIPT [--bin PATH]... [--file SRC:DEST]...
 #                       [--module NAME]... [--kernel-dir DIR]
 #
-#   --bin PATH        host executable, placed at the same absolute path in the guest; its
-#                     shared libraries (per ldd) come along at their host paths.
+#   --bin PATH[:DEST] host executable, placed at the same absolute path in the guest (or at
+#                     DEST); its shared libraries (per ldd) come along at their host paths.
 #   --file SRC:DEST   host file or directory SRC copied to absolute guest path DEST.
 #   --module NAME     kernel module (by name, '-' and '_' equivalent) loaded by /init before the
 #                     guest script, dependencies first. Needs the kernel's modules/ tree.
@@ -110,7 +110,9 @@ add_libs() {
 }
 
 add_bin() {
-  local bin=$1 real
+  local bin=${1%%:*} dest='' real
+  # SRC:DEST installs at DEST, e.g. a build tree under /tmp, which /init would hide.
+  case $1 in *:*) dest=${1#*:} ;; esac
   [ -e "$bin" ] || die "binary '$bin' not found; fix: install it or drop --bin $bin"
   case $bin in /*) ;; *) bin=$(realpath "$bin") ;; esac
   real=$bin
@@ -122,7 +124,7 @@ add_bin() {
     [ -n "$real" ] || die "$bin is a wrapper script and no perf_<version> binary exists; fix: apt-get install linux-perf"
     put "$real" "$real"
   fi
-  put "$real" "$bin"
+  put "$real" "${dest:-$bin}"
   add_libs "$real"
 }
 

@@ -10,7 +10,8 @@
 #                       per node, so --cpus must be a multiple of N
 #   --timeout SECONDS   wall-clock limit from QEMU start to the exit marker (default 600)
 #   --tcg single|multi  TCG threading (default single; multi = one host thread per vCPU)
-#   --bin PATH          extra host binary for the guest, same path (repeatable)
+#   --bin PATH[:DEST]   extra host binary (with its libraries) for the guest, at the same
+#                       path or at DEST (repeatable)
 #   --file SRC:DEST     extra host file/dir for the guest (repeatable)
 #   --module NAME       kernel module loaded before the script (repeatable)
 #   --log FILE          console log (default: a new /tmp/zernel-vm-*.log, kept and printed)
