@@ -40,9 +40,9 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
   bpf_map__set_max_entries(s->maps.cpu_ctxs, static_cast<std::uint32_t>(nr_cpus));
 
   if (int err = zernel_bpf__load(s); err) {
-    *error = "cannot load the BPF scheduler (" + errstr(err) +
-             "): the kernel's verifier or BTF rejected it; run with LIBBPF_LOG=debug-free "
-             "output above for the cause";
+    *error = "the kernel rejected the BPF scheduler (" + errstr(err) +
+             "); the libbpf lines above give the verifier's reason; fix: use a kernel with "
+             "sched_ext and BTF (7.x), the one this was built against";
     return nullptr;
   }
 
