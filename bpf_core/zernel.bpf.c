@@ -23,7 +23,7 @@
  * Placement of a decision: a named CPU gets the task in that CPU's vtime-ordered queue;
  * ZERNEL_CPU_ANY takes the previous CPU if it is idle, else any idle CPU, else the shared
  * vtime-ordered queue. ZERNEL_DEC_PREEMPT kicks the CPU whose current task has the latest
- * ordering key, if that key is later than the decision's.
+ * ordering key, if that key is later than the decision's by more than preempt_margin_ns.
  *
  * Ownership of a task handed to userspace is one flag, task_ctx.in_user, set at enqueue
  * and cleared by whoever applies it first: a decision (gen must match), the rescue walk or
@@ -71,6 +71,10 @@ const volatile __u32 nr_cpus = 1;                 /* nr_cpu_ids */
 const volatile __u64 slice_dfl_ns = 5000000;      /* fallback/kernel-dispatched slice */
 const volatile __u64 stall_timeout_ns = 250000000;/* no consumption this long = stalled */
 const volatile __u64 stall_period_ns = 50000000;  /* how often the timer looks */
+/* A preemption kick needs the victim's key to be later than the decision's by this much:
+ * hogs (a slice or more ahead) are preempted, peers with similar keys are not, which would
+ * only trade one short task for another at the price of a round trip through userspace. */
+const volatile __u64 preempt_margin_ns = 5000000;
 
 /* Written by userspace (mmap'ed .bss), read by the stall timer. */
 volatile __u64 user_consumed;
@@ -280,7 +284,7 @@ void BPF_STRUCT_OPS(zernel_dequeue, struct task_struct *p, u64 deq_flags)
  * if that key is later than @key. Bounded by nr_cpus. */
 static __always_inline void preempt_for(struct task_struct *p, u64 key)
 {
-	u64 worst_key = key;
+	u64 worst_key = key + preempt_margin_ns;
 	s32 victim = -1;
 	u32 i;
 
@@ -321,7 +325,7 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 		if (d->flags & ZERNEL_DEC_PREEMPT) {
 			struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, (u32 *)&cpu);
 
-			if (cctx && cctx->key > d->vtime) {
+			if (cctx && cctx->key > d->vtime + preempt_margin_ns) {
 				scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 				STAT_INC(nr_preempt_kicks);
 				return;

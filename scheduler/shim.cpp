@@ -35,6 +35,7 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
   s->rodata->nr_cpus = static_cast<std::uint32_t>(nr_cpus);
   s->rodata->slice_dfl_ns = opts.slice_dfl_ns;
   s->rodata->stall_timeout_ns = opts.stall_timeout_ns;
+  s->rodata->preempt_margin_ns = opts.slice_dfl_ns;
   bpf_map__set_max_entries(s->maps.tasks, opts.task_ring_bytes);
   bpf_map__set_max_entries(s->maps.decisions, opts.decision_ring_bytes);
   bpf_map__set_max_entries(s->maps.cpu_ctxs, static_cast<std::uint32_t>(nr_cpus));
