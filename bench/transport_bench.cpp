@@ -1,0 +1,478 @@
+// The transport on this host's kernel, leg by leg, against plain libbpf.
+//
+//   produce (BPF)   transport.bpf.c `produce`: reserve + fill + submit into the shim's ring
+//   consume         BpfChannel::receive, a batch at a time
+//   submit          BpfChannel::send, a batch at a time
+//   drain (BPF)     transport.bpf.c `drain`: bpf_user_ringbuf_drain, up to a batch per call
+//
+// Every leg runs with a backlog: the ring holds a whole chunk when a consuming leg starts,
+// which is the dispatcher under load, where ns per task matters. Userspace legs are timed
+// around the whole loop of calls (one clock_gettime pair per chunk); BPF legs time
+// themselves in the program (see transport.bpf.c) minus the cost of their clock pair.
+// Each figure is the median of --reps runs, to ride out other load on the machine.
+//
+// Needs root (loads BPF programs).
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "scheduler/bpf_channel.h"
+
+// The skeleton names this type of transport.bpf.c's .data; it must be complete here.
+struct bench_task_ctx {
+  std::uint64_t runtime, burst, last_burst, gen;
+  std::int32_t waker_pid, waker_tgid;
+  std::uint32_t iowait, weight;
+};
+
+#include "transport.skel.h"
+
+namespace {
+
+using zernel::BpfChannel;
+using zernel::Decision;
+using zernel::TaskEvent;
+
+// The shim's ring sizes (the loader's defaults).
+constexpr std::uint32_t kTaskRingBytes = 4u << 20;
+constexpr std::uint32_t kDecisionRingBytes = 1u << 20;
+// Tasks per backlog chunk, at most: with the default rings 16384 * 96 B = 1.5 MiB of 4 MiB
+// up and 16384 * 48 B = 768 KiB of 1 MiB down, so no leg ever sees a full ring.
+constexpr std::size_t kMaxChunk = 16384;
+constexpr std::size_t kBatches[] = {1, 8, 64, 512};
+
+struct ProduceArgs {  // struct produce_args in transport.bpf.c
+  std::uint32_t count;
+  std::uint32_t flags;
+};
+struct DrainArgs {  // struct drain_args in transport.bpf.c
+  std::uint32_t max;
+  std::uint32_t flags;
+};
+
+std::uint64_t now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "transport_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+int run(int prog_fd, void* args, std::uint32_t size) {
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args, .ctx_size_in = size);
+  if (bpf_prog_test_run_opts(prog_fd, &opts) != 0)
+    die(std::string("BPF_PROG_TEST_RUN failed: ") + std::strerror(errno));
+  return static_cast<int>(opts.retval);
+}
+
+// ns per task of each leg in one run.
+struct Legs {
+  double produce = 0, produce_syscall = 0, consume = 0, submit = 0, drain = 0;
+  double lb_consume = 0, lb_submit = 0;
+  double userspace() const { return consume + submit; }
+  double round_trip() const { return produce + consume + submit + drain; }
+  double lb_round_trip() const { return produce + lb_consume + lb_submit + drain; }
+};
+
+// libbpf's consumer cannot stop at a batch (1.4 has no consume_n); a negative return from
+// the callback makes it publish the consumer position and stop, which is the closest
+// plain-libbpf equivalent of "take up to a batch".
+struct LibbpfSink {
+  TaskEvent* out = nullptr;
+  std::size_t n = 0;
+  std::size_t limit = 0;
+};
+
+int libbpf_copy(void* ctx, void* data, std::size_t size) {
+  auto* sink = static_cast<LibbpfSink*>(ctx);
+  std::memcpy(&sink->out[sink->n], data, std::min(size, sizeof(TaskEvent)));
+  return ++sink->n >= sink->limit ? -1 : 0;
+}
+
+// Lockstep: one batch at a time through all four legs, so the rings are empty between
+// batches, as when the dispatcher keeps up. Every batch then starts with an empty ring,
+// and both BPF helpers wake the other side (irq_work) unless told not to: the *_nowake
+// figures are the same legs with BPF_RB_NO_WAKEUP, to show what the wakeups cost.
+struct Lockstep {
+  double produce = 0, consume = 0, submit = 0, drain = 0;
+  double produce_nowake = 0, drain_nowake = 0;
+  double round_trip() const { return produce + consume + submit + drain; }
+  double round_trip_nowake() const { return produce_nowake + consume + submit + drain_nowake; }
+};
+
+class Bench {
+ public:
+  Bench(std::uint32_t task_ring_bytes, std::uint32_t decision_ring_bytes)
+      : chunk_(std::min({kMaxChunk, std::size_t{task_ring_bytes} / 96 / 2,
+                         std::size_t{decision_ring_bytes} / 48 / 2})) {
+    skel_ = transport_bpf__open();
+    if (!skel_) die("cannot open the BPF object");
+    bpf_map__set_max_entries(skel_->maps.tasks, task_ring_bytes);
+    bpf_map__set_max_entries(skel_->maps.decisions, decision_ring_bytes);
+    if (transport_bpf__load(skel_) != 0)
+      die(std::string("cannot load the BPF programs: ") + std::strerror(errno) + " (run as root)");
+    const int task_fd = bpf_map__fd(skel_->maps.tasks);
+    const int decision_fd = bpf_map__fd(skel_->maps.decisions);
+    std::string error;
+    channel_ = BpfChannel::open(task_fd, decision_fd, &consumed_, &error);
+    if (!channel_) die(error);
+    lb_up_ = ring_buffer__new(task_fd, libbpf_copy, &sink_, nullptr);
+    lb_down_ = user_ring_buffer__new(decision_fd, nullptr);
+    if (!lb_up_ || !lb_down_) die(std::string("libbpf ring setup failed: ") + std::strerror(errno));
+    events_.resize(kMaxChunk);
+    decisions_.resize(kMaxChunk);
+    calibrate();
+  }
+
+  ~Bench() {
+    user_ring_buffer__free(lb_down_);
+    ring_buffer__free(lb_up_);
+    channel_.reset();
+    transport_bpf__destroy(skel_);
+  }
+
+  double pair_ns() const { return pair_ns_; }
+  double empty_syscall_ns() const { return empty_ns_; }
+  double clock_ns() const { return clock_ns_; }
+  std::size_t chunk() const { return chunk_; }
+
+  Legs measure(std::size_t batch, std::size_t tasks) {
+    const std::size_t chunk = chunk_ / batch * batch;
+    const std::size_t calls = chunk / batch;
+    const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
+    double produce = 0, produce_sys = 0, consume = 0, submit = 0, drain = 0;
+    double lb_consume = 0, lb_submit = 0;
+
+    for (std::size_t r = 0; r < rounds; ++r) {
+      // --- The production path.
+      produce_chunk(batch, calls, 0, &produce, &produce_sys);
+
+      std::uint64_t t0 = now_ns();
+      std::size_t got = 0;
+      for (std::size_t i = 0; i < calls; ++i)
+        got += channel_->receive(std::span<TaskEvent>(events_.data(), batch));
+      consume += static_cast<double>(now_ns() - t0);
+      if (got != chunk) die("consume: got " + std::to_string(got) + " of " + std::to_string(chunk));
+
+      make_decisions(batch);
+      t0 = now_ns();
+      std::size_t sent = 0;
+      for (std::size_t i = 0; i < calls; ++i)
+        sent += channel_->send(std::span<const Decision>(decisions_.data(), batch));
+      submit += static_cast<double>(now_ns() - t0);
+      if (sent != chunk) die("submit: sent " + std::to_string(sent) + " of " + std::to_string(chunk));
+
+      drain_chunk(batch, calls, chunk, 0, &drain);
+
+      // --- The same with plain libbpf in the userspace legs.
+      double unused = 0;
+      produce_chunk(batch, calls, 0, &unused, &unused);
+
+      sink_ = LibbpfSink{events_.data(), 0, batch};
+      t0 = now_ns();
+      std::size_t lb_got = 0;
+      for (std::size_t i = 0; i < calls; ++i) {
+        sink_.n = 0;
+        (void)ring_buffer__consume(lb_up_);
+        lb_got += sink_.n;
+      }
+      lb_consume += static_cast<double>(now_ns() - t0);
+      if (lb_got != chunk) die("libbpf consume: got " + std::to_string(lb_got));
+
+      t0 = now_ns();
+      for (std::size_t i = 0; i < chunk; ++i) {
+        void* slot = user_ring_buffer__reserve(lb_down_, sizeof(Decision));
+        if (!slot) die("libbpf submit: ring full");
+        std::memcpy(slot, &decisions_[i % batch], sizeof(Decision));
+        user_ring_buffer__submit(lb_down_, slot);
+      }
+      lb_submit += static_cast<double>(now_ns() - t0);
+
+      drain_chunk(batch, calls, chunk, 0, &unused);
+    }
+
+    const double n = static_cast<double>(rounds * chunk);
+    return Legs{produce / n, produce_sys / n, consume / n, submit / n, drain / n,
+                lb_consume / n, lb_submit / n};
+  }
+
+  // Userspace legs are timed per call here, minus the cost of the clock pair.
+  Lockstep measure_lockstep(std::size_t batch, std::size_t tasks) {
+    const std::size_t iterations = std::max<std::size_t>(1, tasks / batch);
+    const std::span<TaskEvent> events(events_.data(), batch);
+    const std::span<const Decision> decisions(decisions_.data(), batch);
+    Lockstep l;
+    double unused = 0;
+    for (std::size_t i = 0; i < iterations; ++i) {
+      produce_chunk(batch, 1, 0, &l.produce, &unused);
+      std::uint64_t t0 = now_ns();
+      const std::size_t got = channel_->receive(events);
+      l.consume += static_cast<double>(now_ns() - t0) - clock_ns_;
+      if (got != batch) die("lockstep consume: got " + std::to_string(got));
+      make_decisions(batch);
+      t0 = now_ns();
+      const std::size_t sent = channel_->send(decisions);
+      l.submit += static_cast<double>(now_ns() - t0) - clock_ns_;
+      if (sent != batch) die("lockstep submit: sent " + std::to_string(sent));
+      drain_chunk(batch, 1, batch, 0, &l.drain);
+    }
+    for (std::size_t i = 0; i < iterations; ++i) {
+      produce_chunk(batch, 1, BPF_RB_NO_WAKEUP, &l.produce_nowake, &unused);
+      if (channel_->receive(events) != batch) die("lockstep consume (no wakeup)");
+      if (channel_->send(decisions) != batch) die("lockstep submit (no wakeup)");
+      drain_chunk(batch, 1, batch, BPF_RB_NO_WAKEUP, &l.drain_nowake);
+    }
+    const double n = static_cast<double>(iterations * batch);
+    l.produce /= n;
+    l.consume /= n;
+    l.submit /= n;
+    l.drain /= n;
+    l.produce_nowake /= n;
+    l.drain_nowake /= n;
+    return l;
+  }
+
+ private:
+  void calibrate() {
+    constexpr int kPairs = 100000;
+    std::uint64_t sum = 0;
+    for (int i = 0; i < kPairs; ++i) {
+      const std::uint64_t t0 = now_ns();
+      sum += now_ns() - t0;
+    }
+    clock_ns_ = static_cast<double>(sum) / kPairs;
+
+    const int pair_fd = bpf_program__fd(skel_->progs.clock_pair);
+    for (int i = 0; i < 100; ++i) run(pair_fd, nullptr, 0);
+    pair_ns_ = static_cast<double>(skel_->bss->pair_ns) / static_cast<double>(skel_->bss->nr_pairs);
+
+    const int empty_fd = bpf_program__fd(skel_->progs.empty);
+    constexpr int kCalls = 20000;
+    for (int i = 0; i < 1000; ++i) run(empty_fd, nullptr, 0);
+    const std::uint64_t t0 = now_ns();
+    for (int i = 0; i < kCalls; ++i) run(empty_fd, nullptr, 0);
+    empty_ns_ = static_cast<double>(now_ns() - t0) / kCalls;
+  }
+
+  void produce_chunk(std::size_t batch, std::size_t calls, std::uint32_t flags, double* in_prog,
+                     double* syscall) {
+    const int fd = bpf_program__fd(skel_->progs.produce);
+    ProduceArgs args{static_cast<std::uint32_t>(batch), flags};
+    const std::uint64_t before = skel_->bss->produce_ns;
+    const std::uint64_t produced = skel_->bss->nr_produced;
+    const std::uint64_t t0 = now_ns();
+    for (std::size_t i = 0; i < calls; ++i) run(fd, &args, sizeof(args));
+    const std::uint64_t t1 = now_ns();
+    const double c = static_cast<double>(calls);
+    *in_prog += static_cast<double>(skel_->bss->produce_ns - before) - c * pair_ns_;
+    *syscall += static_cast<double>(t1 - t0) - c * empty_ns_;
+    if (skel_->bss->nr_produced - produced != calls * batch || skel_->bss->nr_reserve_failed)
+      die("produce: the task ring filled up");
+  }
+
+  void drain_chunk(std::size_t batch, std::size_t calls, std::size_t chunk, std::uint32_t flags,
+                   double* in_prog) {
+    const int fd = bpf_program__fd(skel_->progs.drain);
+    DrainArgs args{static_cast<std::uint32_t>(batch), flags};
+    const std::uint64_t before = skel_->bss->drain_ns;
+    const std::uint64_t drained = skel_->bss->nr_drained;
+    for (std::size_t i = 0; i < calls; ++i) run(fd, &args, sizeof(args));
+    *in_prog += static_cast<double>(skel_->bss->drain_ns - before) - static_cast<double>(calls) * pair_ns_;
+    if (skel_->bss->nr_drained - drained != chunk)
+      die("drain: took " + std::to_string(skel_->bss->nr_drained - drained) + " of " +
+          std::to_string(chunk));
+  }
+
+  // What a policy would answer, from the batch just received; outside the timed legs.
+  void make_decisions(std::size_t batch) {
+    for (std::size_t i = 0; i < batch; ++i) {
+      Decision& d = decisions_[i];
+      d = Decision{};
+      d.pid = events_[i].pid;
+      d.cpu = zernel::kCpuAny;
+      d.slice_ns = 5'000'000;
+      d.vtime = events_[i].enq_ns;
+      d.gen = events_[i].gen;
+    }
+  }
+
+  std::size_t chunk_;
+  transport_bpf* skel_ = nullptr;
+  std::unique_ptr<BpfChannel> channel_;
+  volatile std::uint64_t consumed_ = 0;
+  ring_buffer* lb_up_ = nullptr;
+  user_ring_buffer* lb_down_ = nullptr;
+  LibbpfSink sink_;
+  std::vector<TaskEvent> events_;
+  std::vector<Decision> decisions_;
+  double pair_ns_ = 0;
+  double empty_ns_ = 0;
+  double clock_ns_ = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// "median (min-max)" in ns.
+std::string ns_cell(const std::vector<double>& v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.1f (%.1f-%.1f)", median(v), *std::min_element(v.begin(), v.end()),
+                *std::max_element(v.begin(), v.end()));
+  return buf;
+}
+
+std::string rate_cell(const std::vector<double>& v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", 1e3 / median(v));  // ns/task -> million tasks/s
+  return buf;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: transport_bench [--reps N] [--tasks N] [--cpu N] [--task-ring KiB] [--decision-ring KiB]\n"
+               "  --reps N             runs per figure; the median is reported (default 3)\n"
+               "  --tasks N            tasks per run and batch size (default 65536)\n"
+               "  --cpu N              pin to CPU N (default: not pinned)\n"
+               "  --task-ring KiB      up ring size, a power of two (default 4096, the shim's)\n"
+               "  --decision-ring KiB  down ring size, a power of two (default 1024, the shim's)\n");
+  std::exit(2);
+}
+
+template <typename Run, typename F>
+std::vector<double> col(const std::vector<Run>& runs, F f) {
+  std::vector<double> out;
+  for (const Run& r : runs) out.push_back(f(r));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 3;
+  std::size_t tasks = 65536;
+  int cpu = -1;
+  std::uint32_t task_ring = kTaskRingBytes, decision_ring = kDecisionRingBytes;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) usage();
+    if (arg == "--reps") reps = std::atoi(argv[++i]);
+    else if (arg == "--tasks") tasks = static_cast<std::size_t>(std::atoll(argv[++i]));
+    else if (arg == "--cpu") cpu = std::atoi(argv[++i]);
+    else if (arg == "--task-ring") task_ring = static_cast<std::uint32_t>(std::atoi(argv[++i])) << 10;
+    else if (arg == "--decision-ring") decision_ring = static_cast<std::uint32_t>(std::atoi(argv[++i])) << 10;
+    else usage();
+  }
+  if (reps < 1 || tasks < 1 || task_ring < (64u << 10) || decision_ring < (64u << 10)) usage();
+  if (geteuid() != 0) die("loads BPF programs: run as root");
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) die(std::string("--cpu: ") + std::strerror(errno));
+  }
+
+  Bench bench(task_ring, decision_ring);
+  // One unreported pass so that every ring page has been touched and the programs are hot.
+  for (std::size_t b : kBatches) (void)bench.measure(b, bench.chunk());
+
+  constexpr std::size_t kN = std::size(kBatches);
+  std::vector<std::vector<Legs>> runs(kN);
+  std::vector<std::vector<Lockstep>> steps(kN);
+  for (int r = 0; r < reps; ++r) {
+    for (std::size_t i = 0; i < kN; ++i) runs[i].push_back(bench.measure(kBatches[i], tasks));
+    for (std::size_t i = 0; i < kN; ++i) steps[i].push_back(bench.measure_lockstep(kBatches[i], tasks));
+  }
+
+  std::printf("Transport: %d runs of %zu tasks per batch size; cells are median (min-max). Rings: tasks "
+              "%u KiB, decisions %u KiB; backlog chunk %zu tasks. In-program clock pair %.1f ns and "
+              "userspace clock pair %.1f ns (subtracted per timed call); empty BPF_PROG_TEST_RUN %.0f ns.\n\n",
+              reps, tasks, task_ring >> 10, decision_ring >> 10, bench.chunk(), bench.pair_ns(),
+              bench.clock_ns(), bench.empty_syscall_ns());
+
+  std::printf("### Backlog (rings hold a chunk when a leg starts), ns/task\n\n");
+  std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | userspace (consume+submit) | round trip |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < kN; ++i) {
+    const auto& v = runs[i];
+    std::printf("| %zu | %s | %s | %s | %s | %s | %s |\n", kBatches[i],
+                ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.consume; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.submit; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.drain; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.userspace(); })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.round_trip(); })).c_str());
+  }
+
+  std::printf("\n### Backlog, million tasks/s (from the medians)\n\n");
+  std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | round trip |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < kN; ++i) {
+    const auto& v = runs[i];
+    std::printf("| %zu | %s | %s | %s | %s | %s |\n", kBatches[i],
+                rate_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
+                rate_cell(col(v, [](const Legs& l) { return l.consume; })).c_str(),
+                rate_cell(col(v, [](const Legs& l) { return l.submit; })).c_str(),
+                rate_cell(col(v, [](const Legs& l) { return l.drain; })).c_str(),
+                rate_cell(col(v, [](const Legs& l) { return l.round_trip(); })).c_str());
+  }
+
+  std::printf("\n### Backlog, baseline with plain libbpf in the userspace legs, ns/task "
+              "(round trip = produce + these + drain)\n\n");
+  std::printf("| batch | consume: ring_buffer__consume | submit: user_ring_buffer__reserve/submit | userspace | round trip | vs. BpfChannel round trip |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < kN; ++i) {
+    const auto& v = runs[i];
+    const double ours = median(col(v, [](const Legs& l) { return l.round_trip(); }));
+    const double base = median(col(v, [](const Legs& l) { return l.lb_round_trip(); }));
+    std::printf("| %zu | %s | %s | %s | %s | %+.1f%% |\n", kBatches[i],
+                ns_cell(col(v, [](const Legs& l) { return l.lb_consume; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.lb_submit; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.lb_consume + l.lb_submit; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.lb_round_trip(); })).c_str(),
+                (base - ours) / ours * 100);
+  }
+
+  std::printf("\n### Lockstep (one batch at a time, rings empty between batches), ns/task\n\n");
+  std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | round trip | produce, no wakeup | drain, no wakeup | round trip, no wakeups |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < kN; ++i) {
+    const auto& v = steps[i];
+    std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s | %s |\n", kBatches[i],
+                ns_cell(col(v, [](const Lockstep& l) { return l.produce; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.consume; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.submit; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.drain; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.round_trip(); })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.produce_nowake; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.drain_nowake; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.round_trip_nowake(); })).c_str());
+  }
+
+  std::printf("\n### Cross-check of the backlog produce leg, ns/task: in-program timing vs. whole "
+              "syscall minus an empty program\n\n");
+  std::printf("| batch | in-program | syscall - empty |\n|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < kN; ++i) {
+    const auto& v = runs[i];
+    std::printf("| %zu | %s | %s |\n", kBatches[i],
+                ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.produce_syscall; })).c_str());
+  }
+  return 0;
+}
