@@ -117,7 +117,7 @@ struct Lockstep {
 class Bench {
  public:
   Bench(std::uint32_t task_ring_bytes, std::uint32_t decision_ring_bytes)
-      : chunk_(std::min({kMaxChunk, std::size_t{task_ring_bytes} / 96 / 2,
+      : chunk_(std::min({kMaxChunk, std::size_t{task_ring_bytes} / (sizeof(TaskEvent) + 8) / 2,
                          std::size_t{decision_ring_bytes} / 48 / 2})) {
     skel_ = transport_bpf__open();
     if (!skel_) die("cannot open the BPF object");
@@ -128,7 +128,7 @@ class Bench {
     const int task_fd = bpf_map__fd(skel_->maps.tasks);
     const int decision_fd = bpf_map__fd(skel_->maps.decisions);
     std::string error;
-    channel_ = BpfChannel::open(task_fd, decision_fd, &consumed_, &error);
+    channel_ = BpfChannel::open(task_fd, decision_fd, &consumed_, &wake_, &error);
     if (!channel_) die(error);
     lb_up_ = ring_buffer__new(task_fd, libbpf_copy, &sink_, nullptr);
     lb_down_ = user_ring_buffer__new(decision_fd, nullptr);
@@ -314,6 +314,7 @@ class Bench {
   transport_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
   volatile std::uint64_t consumed_ = 0;
+  zernel_wake_flags wake_{};
   ring_buffer* lb_up_ = nullptr;
   user_ring_buffer* lb_down_ = nullptr;
   LibbpfSink sink_;

@@ -78,6 +78,8 @@ const volatile __u64 preempt_margin_ns = 5000000;
 
 /* Written by userspace (mmap'ed .bss), read by the stall timer. */
 volatile __u64 user_consumed;
+/* Written by userspace before it blocks, read by producers here. */
+struct zernel_wake_flags wake;
 
 /* Written by the stall timer; read by ops.enqueue and ops.dispatch. */
 volatile bool bypass;
@@ -106,6 +108,9 @@ struct task_ctx {
 	__s32 waker_tgid;
 	__u32 iowait;     /* last sleep was an I/O wait */
 	__u32 in_user;    /* 1 while its message awaits a decision (see the header) */
+	__u64 enq_at;      /* this trip: sent up */
+	__u64 decided_at;  /* this trip: decision applied; 0 if the trip bypassed userspace */
+	__u64 started_at;  /* this trip: first ran after the decision */
 };
 
 struct {
@@ -193,6 +198,21 @@ s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 	return cpu;
 }
 
+static __always_inline u32 sat_u32(u64 v)
+{
+	return v > 0xffffffffULL ? 0xffffffffU : (u32)v;
+}
+
+/* A discarded empty record with FORCE_WAKEUP wakes the ring's poller without adding data
+ * userspace must read (it skips discarded records). */
+static __always_inline void wake_dispatcher(void)
+{
+	void *r = bpf_ringbuf_reserve(&tasks, 8, 0);
+
+	if (r)
+		bpf_ringbuf_discard(r, BPF_RB_FORCE_WAKEUP);
+}
+
 static __always_inline void fallback(struct task_struct *p, u64 enq_flags)
 {
 	zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, enq_flags);
@@ -259,13 +279,27 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 		msg->flags |= ZERNEL_TASK_KTHREAD;
 	msg->waker_pid = tctx->waker_pid;
 	msg->waker_tgid = tctx->waker_tgid;
+	msg->prev_decision_ns = 0;
+	msg->prev_running_ns = 0;
+	if (tctx->decided_at && tctx->started_at >= tctx->decided_at) {
+		msg->prev_decision_ns = sat_u32(tctx->decided_at - tctx->enq_at);
+		msg->prev_running_ns = sat_u32(tctx->started_at - tctx->enq_at);
+	}
+	tctx->enq_at = msg->enq_ns;
+	tctx->decided_at = 0;
+	tctx->started_at = 0;
 	__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
 	tctx->runtime = 0;
 	/* Before the submit: a decision can only exist after userspace read the message,
 	 * and the submit publishes this store with it (release). */
 	tctx->in_user = 1;
-	bpf_ringbuf_submit(msg, 0);
+	/* No wakeup IPI per message: a dispatcher that is running will find it. submit is a
+	 * full barrier (xchg), so the read of user_sleeping below cannot pass it; the
+	 * dispatcher sets the flag, then re-checks the ring, then sleeps (Dekker). */
+	bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
 	STAT_INC(nr_queued);
+	if (wake.user_sleeping)
+		wake_dispatcher();
 }
 
 void BPF_STRUCT_OPS(zernel_dequeue, struct task_struct *p, u64 deq_flags)
@@ -312,6 +346,7 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 	s32 cpu = d->cpu;
 
 	tctx->key = d->vtime;
+	tctx->decided_at = zernel_now();
 
 	if (cpu != ZERNEL_CPU_ANY &&
 	    (cpu < 0 || (u32)cpu >= nr_cpus || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))) {
@@ -410,7 +445,10 @@ void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 
 	/* Drain before serving the fallback queue, so that a steady trickle of fallback
 	 * tasks cannot hold userspace's decisions back. */
-	ret = bpf_user_ringbuf_drain(&decisions, drain_one, NULL, 0);
+	/* Wake the producer only if it waits for space: the default wakes it (an IPI) after
+	 * every drain that consumed anything. */
+	ret = bpf_user_ringbuf_drain(&decisions, drain_one, NULL,
+				     wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	if (ret == -EBUSY)
 		STAT_INC(nr_drain_busy);
 
@@ -444,8 +482,11 @@ void BPF_STRUCT_OPS(zernel_running, struct task_struct *p)
 	u32 cpu = scx_bpf_task_cpu(p);
 	struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, &cpu);
 
-	if (tctx)
+	if (tctx) {
 		tctx->running_at = zernel_now();
+		if (tctx->decided_at && !tctx->started_at)
+			tctx->started_at = tctx->running_at;
+	}
 	if (cctx)
 		cctx->key = (tctx && !is_usersched(p)) ? tctx->key : 0;
 }

@@ -53,6 +53,11 @@ struct zernel_task_msg {
 	__u32 flags;           /* enum zernel_task_flags */
 	__s32 waker_pid;       /* thread that woke this one, 0 if none or not a wakeup */
 	__s32 waker_tgid;      /* its process id */
+	/* The previous trip of this task through userspace, measured by the shim and carried
+	 * here so that latency costs no extra ring or system call. ns, saturated at ~4.29 s;
+	 * 0 = the previous trip did not go through userspace (first enqueue, fallback). */
+	__u32 prev_decision_ns; /* enqueue -> its decision applied in ops.dispatch */
+	__u32 prev_running_ns;  /* enqueue -> it started running */
 	char comm[ZERNEL_COMM_LEN];
 };
 
@@ -85,6 +90,13 @@ struct zernel_shim_stats {
 /* How the kernel unloaded us, copied from struct scx_exit_info in ops.exit. */
 #define ZERNEL_EXIT_REASON_LEN 128
 #define ZERNEL_EXIT_MSG_LEN 1024
+/* Wakeup protocol (both rings). Producers skip the wakeup IPI unless the consumer says it
+ * is about to sleep; see BpfChannel and ops.enqueue. Lives in the shim's .bss. */
+struct zernel_wake_flags {
+	__u32 user_sleeping;      /* dispatcher is (about to be) blocked on the task ring */
+	__u32 user_waiting_space; /* dispatcher is (about to be) blocked on a full decision ring */
+};
+
 struct zernel_exit_info {
 	__s32 kind;      /* enum scx_exit_kind; 0 while attached */
 	__u32 pad;

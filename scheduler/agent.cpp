@@ -45,7 +45,7 @@ Outcome run_once(const AgentOptions& opts, const std::atomic<bool>& stop, bool f
     return Outcome::kLoadFailed;
   }
   auto channel = BpfChannel::open(shim->task_ring_fd(), shim->decision_ring_fd(),
-                                  shim->consumed_counter(), &error);
+                                  shim->consumed_counter(), shim->wake_flags(), &error);
   if (!channel) {
     std::fprintf(stderr, "zernel-scheduler: %s\n", error.c_str());
     return Outcome::kLoadFailed;

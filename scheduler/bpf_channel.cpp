@@ -27,11 +27,12 @@ std::size_t round_up8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
 std::unique_ptr<BpfChannel> BpfChannel::open(int task_ring_fd, int decision_ring_fd,
                                              volatile std::uint64_t* consumed,
-                                             std::string* error) {
+                                             zernel_wake_flags* wake, std::string* error) {
   std::unique_ptr<BpfChannel> ch(new BpfChannel());
   ch->task_fd_ = task_ring_fd;
   ch->decision_fd_ = decision_ring_fd;
   ch->consumed_ = consumed;
+  ch->wake_ = wake;
   ch->page_size_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
 
   bpf_map_info info{};
@@ -125,17 +126,26 @@ std::size_t BpfChannel::send(std::span<const Decision> in) {
 }
 
 void BpfChannel::wait_for_events(std::chrono::milliseconds timeout) {
-  // The ring map fd is pollable: readable when data is available. EINTR (a signal) just
-  // returns so the caller can look at its stop flag.
-  pollfd p{task_fd_, POLLIN, 0};
-  (void)poll(&p, 1, static_cast<int>(timeout.count()));
+  // Announce the sleep, then look again (seq_cst store then seq_cst load: the store may not
+  // pass the load). Pairs with the producer's submit-then-read in ops.enqueue.
+  __atomic_store_n(&wake_->user_sleeping, 1u, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(reinterpret_cast<const unsigned long*>(producer_pos_), __ATOMIC_SEQ_CST) ==
+      consumer_pos_->load(std::memory_order_relaxed)) {
+    // The ring map fd is pollable: readable when data is available. EINTR (a signal) just
+    // returns so the caller can look at its stop flag.
+    pollfd p{task_fd_, POLLIN, 0};
+    (void)poll(&p, 1, static_cast<int>(timeout.count()));
+  }
+  __atomic_store_n(&wake_->user_sleeping, 0u, __ATOMIC_RELAXED);
 }
 
 void BpfChannel::wait_for_space(std::chrono::milliseconds timeout) {
-  // A user ring buffer map fd polls writable while it is not full; bpf_user_ringbuf_drain
-  // wakes it after consuming.
+  // A user ring buffer map fd polls writable while it is not full; the drain in ops.dispatch
+  // wakes it only while user_waiting_space is set.
+  __atomic_store_n(&wake_->user_waiting_space, 1u, __ATOMIC_SEQ_CST);
   pollfd p{decision_fd_, POLLOUT, 0};
   (void)poll(&p, 1, static_cast<int>(timeout.count()));
+  __atomic_store_n(&wake_->user_waiting_space, 0u, __ATOMIC_RELAXED);
 }
 
 std::size_t BpfChannel::pending_bytes() const {

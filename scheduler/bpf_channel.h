@@ -15,6 +15,12 @@
 //
 // Down ring (BPF_MAP_TYPE_USER_RINGBUF): libbpf's user_ring_buffer, single producer (this
 // thread). No system call per record: reserve/submit are loads and stores on shared pages.
+//
+// Wakeups: neither side sends a wakeup per record (each is an IPI, ~6 us in a VM). Before
+// blocking, this side sets wake->user_sleeping (or user_waiting_space) with a sequentially
+// consistent store and re-checks the ring; a BPF producer commits its record (an xchg, a full
+// barrier) and then reads the flag. One of the two always sees the other (Dekker's pattern),
+// so a record is never left unnoticed while this side sleeps.
 #pragma once
 
 #include <atomic>
@@ -32,9 +38,12 @@ namespace zernel {
 class BpfChannel final : public Channel {
  public:
   // Maps the rings. `consumed` points into the shim's .bss: the count of task events taken
-  // from the ring, which the shim's stall timer watches. Returns nullptr with *error set.
+  // from the ring, which the shim's stall timer watches. `wake` (also .bss) is where this
+  // side announces that it is about to block, so that producers wake it only then.
+  // Returns nullptr with *error set.
   static std::unique_ptr<BpfChannel> open(int task_ring_fd, int decision_ring_fd,
-                                          volatile std::uint64_t* consumed, std::string* error);
+                                          volatile std::uint64_t* consumed,
+                                          zernel_wake_flags* wake, std::string* error);
   ~BpfChannel() override;
 
   std::size_t receive(std::span<TaskEvent> out) override;
@@ -60,6 +69,7 @@ class BpfChannel final : public Channel {
   std::size_t producer_map_len_ = 0;
   user_ring_buffer* down_ = nullptr;
   volatile std::uint64_t* consumed_ = nullptr;
+  zernel_wake_flags* wake_ = nullptr;
   std::uint64_t consumed_total_ = 0;
 };
 

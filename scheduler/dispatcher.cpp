@@ -9,4 +9,24 @@ Dispatcher::Dispatcher(Channel& channel, Policy& policy, std::size_t batch)
       events_(std::make_unique<TaskEvent[]>(batch_)),
       decisions_(std::make_unique<Decision[]>(batch_)) {}
 
+void Dispatcher::adopt_pending_policy() {
+  // Pairs with the release store in request_policy().
+  Policy* next = pending_policy_.exchange(nullptr, std::memory_order_acquire);
+  if (!next) return;
+  policy_ = next;
+  switches_.add(1);
+  // The switch counts as done when the new policy has decided its first batch.
+  mark_first_decision_ = true;
+}
+
+DispatcherCounters Dispatcher::counters() const {
+  DispatcherCounters c;
+  c.received = received_.get();
+  c.sent = sent_.get();
+  c.batches = batches_.get();
+  c.ring_full_waits = ring_full_waits_.get();
+  c.policy_switches = switches_.get();
+  return c;
+}
+
 }  // namespace zernel

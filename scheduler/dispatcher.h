@@ -2,13 +2,18 @@
 // back. One thread runs it; it owns two preallocated batch buffers and nothing else.
 //
 //   channel.receive(events)  ->  policy.decide(events, decisions)  ->  channel.send(decisions)
+//                                        `-> observer.on_batch(events, decisions, decide time)
 //
 // Invariant: every event received is answered by exactly one decision that reaches the
 // channel, in order. If the down ring is full, run_once() waits for space instead of
 // dropping: a dropped decision is a task that never runs (the shim would only notice at
 // the watchdog).
+//
+// Threads: run_once() and everything it calls run on the dispatcher thread. Other threads
+// (the agent's control thread) may read counters() and call request_policy() at any time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -19,11 +24,33 @@
 
 namespace zernel {
 
+// A counter with one writer and any number of readers: a relaxed load + store instead of
+// a locked read-modify-write, since no other thread ever writes it. Readers see a value
+// that was current at some recent point, which is all a statistic needs.
+class SingleWriterCounter {
+ public:
+  void add(std::uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> v_{0};
+};
+
 struct DispatcherCounters {
-  std::uint64_t received = 0;     // task events taken from the channel
-  std::uint64_t sent = 0;         // decisions accepted by the channel
-  std::uint64_t batches = 0;      // non-empty run_once() passes
+  std::uint64_t received = 0;         // task events taken from the channel
+  std::uint64_t sent = 0;             // decisions accepted by the channel
+  std::uint64_t batches = 0;          // non-empty run_once() passes
   std::uint64_t ring_full_waits = 0;  // times the down ring was full mid-batch
+  std::uint64_t policy_switches = 0;  // policies taken over from request_policy()
+};
+
+// Sees every batch after the policy decided it, on the dispatcher thread: the place for
+// latency histograms and tracing. Must not allocate, lock or make system calls.
+class BatchObserver {
+ public:
+  virtual ~BatchObserver() = default;
+  virtual void on_batch(std::span<const TaskEvent> events, std::span<const Decision> decisions,
+                        std::uint64_t decide_ns) = 0;
 };
 
 class Dispatcher {
@@ -44,43 +71,83 @@ class Dispatcher {
     return run_once([] { return true; });
   }
 
-  // The policy for the next batch. Called from the dispatcher thread between batches.
-  void set_policy(Policy& policy) { policy_ = &policy; }
-  Policy& policy() const { return *policy_; }
+  // Any thread: the policy for the batches after the current one. The policy object must
+  // outlive the dispatcher (the agent keeps every policy for the whole run, so a switch
+  // allocates nothing). Returns at once; policy_epoch() advances when it takes effect.
+  void request_policy(Policy& policy) { pending_policy_.store(&policy, std::memory_order_release); }
 
-  const DispatcherCounters& counters() const { return counters_; }
+  // Any thread: how many switches have taken effect, and when the last one did (steady
+  // clock ns of the first batch decided by it; 0 before any switch).
+  std::uint64_t policy_epoch() const { return epoch_.load(std::memory_order_acquire); }
+  std::uint64_t last_switch_first_decision_ns() const {
+    return first_decision_ns_.load(std::memory_order_relaxed);
+  }
+
+  // Dispatcher thread only (or before the loop starts).
+  Policy& policy() const { return *policy_; }
+  void set_observer(BatchObserver* observer) { observer_ = observer; }
+
+  // Any thread.
+  DispatcherCounters counters() const;
   std::size_t batch_size() const { return batch_; }
 
  private:
+  static std::uint64_t now_ns() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+  }
+  void adopt_pending_policy();
+
   Channel& channel_;
   Policy* policy_;
+  BatchObserver* observer_ = nullptr;
   std::size_t batch_;
   std::unique_ptr<TaskEvent[]> events_;
   std::unique_ptr<Decision[]> decisions_;
-  DispatcherCounters counters_;
+
+  // Written by request_policy() (any thread, release), taken by the dispatcher thread
+  // (acquire exchange), so the policy object's state is visible before it is used.
+  std::atomic<Policy*> pending_policy_{nullptr};
+  bool mark_first_decision_ = false;
+  std::atomic<std::uint64_t> epoch_{0};
+  std::atomic<std::uint64_t> first_decision_ns_{0};
+
+  SingleWriterCounter received_, sent_, batches_, ring_full_waits_, switches_;
 };
 
 template <typename KeepWaiting>
 std::size_t Dispatcher::run_once(KeepWaiting&& keep_waiting) {
+  // A relaxed peek first: the common case (no switch pending) costs a plain load per batch.
+  if (pending_policy_.load(std::memory_order_relaxed) != nullptr) adopt_pending_policy();
+
   const std::span<TaskEvent> events(events_.get(), batch_);
   const std::size_t n = channel_.receive(events);
   if (n == 0) return 0;
-  counters_.received += n;
-  ++counters_.batches;
+  received_.add(n);
+  batches_.add(1);
 
   const std::span<Decision> decisions(decisions_.get(), n);
+  const std::uint64_t t0 = now_ns();
   policy_->decide(events.first(n), decisions);
+  const std::uint64_t t1 = now_ns();
+  if (mark_first_decision_) {
+    mark_first_decision_ = false;
+    first_decision_ns_.store(t1, std::memory_order_relaxed);
+    epoch_.store(epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
 
   std::size_t done = 0;
   while (done < n) {
     done += channel_.send(decisions.subspan(done));
     if (done < n) {
-      ++counters_.ring_full_waits;
+      ring_full_waits_.add(1);
       if (!keep_waiting()) break;
       channel_.wait_for_space(std::chrono::milliseconds(10));
     }
   }
-  counters_.sent += done;
+  sent_.add(done);
+  if (observer_) observer_->on_batch(events.first(n), decisions, t1 - t0);
   return n;
 }
 

@@ -78,6 +78,8 @@ volatile std::uint64_t* Shim::consumed_counter() {
   return reinterpret_cast<volatile std::uint64_t*>(&skel_->bss->user_consumed);
 }
 
+zernel_wake_flags* Shim::wake_flags() { return &skel_->bss->wake; }
+
 bool Shim::exited() const {
   // Pairs with ops.exit, which writes kind last.
   return __atomic_load_n(&skel_->bss->exit_info.kind, __ATOMIC_ACQUIRE) != 0;

@@ -41,6 +41,7 @@ class Shim {
   int task_ring_fd() const;
   int decision_ring_fd() const;
   volatile std::uint64_t* consumed_counter();
+  zernel_wake_flags* wake_flags();
 
   // Set by ops.exit when the kernel unloads us; kind != 0 means the rest is written.
   bool exited() const;

@@ -37,6 +37,8 @@ TaskEvent expected(std::uint64_t seed) {
   m.flags = static_cast<std::uint32_t>(seed & 7);
   m.waker_pid = -static_cast<std::int32_t>(seed);
   m.waker_tgid = static_cast<std::int32_t>(seed * 19);
+  m.prev_decision_ns = static_cast<std::uint32_t>(seed * 23);
+  m.prev_running_ns = static_cast<std::uint32_t>(seed * 29);
   for (int i = 0; i < ZERNEL_COMM_LEN; i++) m.comm[i] = static_cast<char>('a' + (seed + i) % 26);
   m.comm[ZERNEL_COMM_LEN - 1] = 0;
   return m;
@@ -53,7 +55,7 @@ class RingLayout : public ::testing::Test {
     ASSERT_EQ(ring_layout_bpf__load(skel_), 0) << "BPF load failed: " << std::strerror(errno);
     std::string error;
     channel_ = BpfChannel::open(bpf_map__fd(skel_->maps.tasks), bpf_map__fd(skel_->maps.decisions),
-                                &consumed_, &error);
+                                &consumed_, &wake_, &error);
     ASSERT_NE(channel_, nullptr) << error;
   }
   void TearDown() override {
@@ -78,6 +80,7 @@ class RingLayout : public ::testing::Test {
   ring_layout_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
   volatile std::uint64_t consumed_ = 0;
+  zernel_wake_flags wake_{};
 };
 
 TEST_F(RingLayout, EveryFieldOfATaskMessageArrivesIntact) {

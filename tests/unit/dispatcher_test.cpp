@@ -79,13 +79,54 @@ TEST(Dispatcher, PolicySwitchTakesEffectAtTheNextBatch) {
   Dispatcher d(ch, fair, 4);
   ch.push(make_event(1));
   d.run_once();
-  d.set_policy(fifo);
+  EXPECT_EQ(d.policy_epoch(), 0u);
+  d.request_policy(fifo);
+  EXPECT_EQ(d.policy().name(), "fair");  // not before the next batch
   ch.push(make_event(2));
   d.run_once();
   ASSERT_EQ(ch.sent.size(), 2u);
   EXPECT_EQ(ch.sent[0].slice_ns, 1'000'000u);
   EXPECT_EQ(ch.sent[1].slice_ns, 7'000'000u);
   EXPECT_EQ(d.policy().name(), "fifo");
+  EXPECT_EQ(d.policy_epoch(), 1u);
+  EXPECT_GT(d.last_switch_first_decision_ns(), 0u);
+  EXPECT_EQ(d.counters().policy_switches, 1u);
+}
+
+TEST(Dispatcher, SwitchRequestedWhileIdleCompletesWithTheNextTask) {
+  FakeChannel ch;
+  FairPolicy fair({});
+  FifoPolicy fifo({});
+  Dispatcher d(ch, fair, 4);
+  d.request_policy(fifo);
+  EXPECT_EQ(d.run_once(), 0u);  // adopted, but nothing decided yet
+  EXPECT_EQ(d.policy_epoch(), 0u);
+  ch.push(make_event(5));
+  d.run_once();
+  EXPECT_EQ(d.policy_epoch(), 1u);
+}
+
+struct RecordingObserver : BatchObserver {
+  void on_batch(std::span<const TaskEvent> e, std::span<const Decision> d, std::uint64_t) override {
+    events += e.size();
+    ASSERT_EQ(e.size(), d.size());
+    for (std::size_t i = 0; i < e.size(); ++i) EXPECT_EQ(e[i].pid, d[i].pid);
+    ++batches;
+  }
+  std::size_t events = 0, batches = 0;
+};
+
+TEST(Dispatcher, ObserverSeesEveryBatchWithItsDecisions) {
+  FakeChannel ch;
+  FifoPolicy policy({});
+  Dispatcher d(ch, policy, 4);
+  RecordingObserver obs;
+  d.set_observer(&obs);
+  for (int i = 0; i < 10; ++i) ch.push(make_event(100 + i));
+  while (d.run_once()) {
+  }
+  EXPECT_EQ(obs.events, 10u);
+  EXPECT_EQ(obs.batches, 3u);
 }
 
 }  // namespace
