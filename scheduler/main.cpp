@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   std::uint64_t slice_us = 5000;
   std::uint64_t stall_ms = 250;
   std::string sysfs = "/sys";
+  double wait_free_s = 0;
 
   CLI::App app{"zernel-scheduler: a userspace sched_ext CPU scheduler for ML machines.\n"
                "Runs in the foreground until Ctrl-C; the kernel then returns to its default scheduler."};
@@ -58,6 +59,9 @@ int main(int argc, char** argv) {
                  "The shim schedules tasks itself after the dispatcher has not consumed for this long")
       ->check(CLI::Range(20, 4000))
       ->capture_default_str();
+  app.add_option("--wait-free", wait_free_s,
+                 "If another sched_ext scheduler is loaded, wait up to SECONDS for it to go")
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--sysfs", sysfs, "sysfs root (for tests)")->group("");
   app.set_version_flag("-V,--version", "zernel-scheduler 0.1.0");
 
@@ -78,6 +82,7 @@ int main(int argc, char** argv) {
   opts.shim.stall_timeout_ns = stall_ms * 1'000'000;
   opts.shim.usersched_tgid = getpid();
 
+  if (wait_free_s > 0 && geteuid() == 0) zernel::wait_until_free(sysfs, wait_free_s);
   if (std::string err = zernel::preflight(sysfs, geteuid()); !err.empty()) {
     std::fprintf(stderr, "zernel-scheduler: %s\n", err.c_str());
     return 1;

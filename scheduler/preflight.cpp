@@ -2,8 +2,10 @@
 
 #include <sys/utsname.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace zernel {
 namespace {
@@ -23,6 +25,18 @@ std::string sched_ext_state(const std::filesystem::path& sysfs_root) {
 
 std::string loaded_scheduler(const std::filesystem::path& sysfs_root) {
   return read_line(sysfs_root / "kernel/sched_ext/root/ops");
+}
+
+bool wait_until_free(const std::filesystem::path& sysfs_root, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(seconds));
+  for (;;) {
+    const std::string state = sched_ext_state(sysfs_root);
+    if (state == "disabled" || state.empty()) return state == "disabled";
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 std::string preflight(const std::filesystem::path& sysfs_root, uid_t euid) {
@@ -45,7 +59,7 @@ std::string preflight(const std::filesystem::path& sysfs_root, uid_t euid) {
     if (ops.empty()) ops = "unknown";
     return "another sched_ext scheduler is loaded: " + ops + " (" + scx.string() + "/state is " +
            (state.empty() ? "unreadable" : state) + "); fix: stop " + ops +
-           " first (Ctrl-C or SIGINT to it), then start zernel-scheduler";
+           " first (Ctrl-C or SIGINT to it), or pass --wait-free SECONDS to wait for it";
   }
   return {};
 }

@@ -18,4 +18,8 @@ std::string sched_ext_state(const std::filesystem::path& sysfs_root);
 // Name of the loaded root scheduler (/sys/kernel/sched_ext/root/ops), or "".
 std::string loaded_scheduler(const std::filesystem::path& sysfs_root);
 
+// Waits up to `seconds` for sched_ext/state to read "disabled" (another scheduler being
+// switched out); true once it does. Polls every 50 ms: a switch is a rare control event.
+bool wait_until_free(const std::filesystem::path& sysfs_root, double seconds);
+
 }  // namespace zernel

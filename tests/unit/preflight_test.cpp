@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "telemetry/stats.h"
 #include "tests/unit/fake_sysfs.h"
 
@@ -34,6 +37,25 @@ TEST_F(Preflight, AnotherSchedulerLoadedIsNamed) {
   write("kernel/sched_ext/root/ops", "scx_simple");
   const std::string e = preflight(root_, 0);
   EXPECT_NE(e.find("another sched_ext scheduler is loaded: scx_simple"), std::string::npos);
+}
+
+TEST_F(Preflight, WaitFreeReturnsOnceTheOtherSchedulerIsGone) {
+  write("kernel/sched_ext/state", "enabled");
+  std::thread other([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    write("kernel/sched_ext/state", "disabled");
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(wait_until_free(root_, 5.0));
+  other.join();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
+  EXPECT_EQ(preflight(root_, 0), "");
+}
+
+TEST_F(Preflight, WaitFreeGivesUpAfterItsTimeout) {
+  write("kernel/sched_ext/state", "enabled");
+  EXPECT_FALSE(wait_until_free(root_, 0.2));
+  EXPECT_NE(preflight(root_, 0).find("--wait-free"), std::string::npos);
 }
 
 TEST_F(Preflight, DisabledKernelIsReady) {

@@ -82,14 +82,28 @@ check "refusal names the loaded scheduler" grep -q 'another sched_ext scheduler 
 check "refusal is one line" [ "$(wc -l </tmp/z2.log)" = 1 ]
 check "first instance still attached" [ "$(state)" = enabled ]
 
+echo "== 3b. --wait-free: a second instance waits for the first to go, then attaches"
+$Z --wait-free 20 >/tmp/zw.log 2>&1 &
+WPID=$!
+sleep 1
+check "--wait-free: the waiting instance has not attached while the first runs" kill -0 $WPID
+kill -INT $ZPID; wait $ZPID; rc=$?
+check "--wait-free: first instance exit 0 (rc=$rc)" [ "$rc" = 0 ]
+i=0; while ! grep -q attached /tmp/zw.log && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+check "--wait-free: second instance attached" grep -q attached /tmp/zw.log
+check "--wait-free: state enabled again" wait_state enabled 50
+# It takes the first instance's role for the rest of the test.
+ZPID=$WPID
+ZLOG=/tmp/zw.log
+
 echo "== 4. clean detach on SIGINT"
 kill -INT $ZPID
 wait $ZPID
 rc=$?
-tail -n 2 /tmp/z1.log
+tail -n 2 $ZLOG
 check "SIGINT: exit code 0 (rc=$rc)" [ "$rc" = 0 ]
 check "SIGINT: state is disabled" wait_state disabled 50
-check "SIGINT: prints EXIT line" grep -q '^EXIT: ' /tmp/z1.log
+check "SIGINT: prints EXIT line" grep -q '^EXIT: ' $ZLOG
 
 echo "== 5. re-attach, then SIGTERM"
 start_zernel /tmp/z3.log
