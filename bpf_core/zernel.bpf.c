@@ -7,9 +7,9 @@
  * zernel_decision: CPU, slice, ordering key, preempt flag) come back over a user ring
  * buffer that ops.dispatch drains. The shim decides by itself only where userspace cannot:
  *
- *  - The dispatcher's own threads run from a dedicated queue that every CPU serves first,
- *    and their wakeup kicks a CPU. A userspace scheduler that waits behind the tasks it
- *    schedules deadlocks.
+ *  - The dispatcher thread runs from a dedicated queue that every CPU serves first, and its
+ *    wakeup kicks a CPU. A userspace scheduler that waits behind the tasks it schedules
+ *    deadlocks.
  *  - Per-CPU kernel threads go straight to their CPU's local queue: they are pinned, short,
  *    and page faults of the dispatcher itself may wait on them.
  *  - A task whose message does not fit in the ring (congested) or that arrives while the
@@ -66,7 +66,10 @@ enum zernel_dsq {
 };
 
 /* Tunables, set by the loader before load. */
-const volatile __s32 usersched_tgid;
+/* The dispatcher thread (a thread id). Only it is privileged: the agent's other threads
+ * (control, metrics, zernelctl requests) are ordinary tasks, scheduled through userspace,
+ * so that control-path work can never delay the dispatcher in its own queue. */
+const volatile __s32 usersched_pid;
 const volatile __u32 nr_cpus = 1;                 /* nr_cpu_ids */
 const volatile __u64 slice_dfl_ns = 5000000;      /* fallback/kernel-dispatched slice */
 const volatile __u64 stall_timeout_ns = 250000000;/* no consumption this long = stalled */
@@ -167,7 +170,7 @@ static __always_inline struct task_ctx *lookup_task_ctx(struct task_struct *p)
 
 static __always_inline bool is_usersched(const struct task_struct *p)
 {
-	return p->tgid == usersched_tgid;
+	return p->pid == usersched_pid;
 }
 
 static __always_inline bool is_percpu_kthread(const struct task_struct *p)
@@ -281,6 +284,7 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 	msg->waker_tgid = tctx->waker_tgid;
 	msg->prev_decision_ns = 0;
 	msg->prev_running_ns = 0;
+	msg->prev_enq_ns = tctx->enq_at;
 	if (tctx->decided_at && tctx->started_at >= tctx->decided_at) {
 		msg->prev_decision_ns = sat_u32(tctx->decided_at - tctx->enq_at);
 		msg->prev_running_ns = sat_u32(tctx->started_at - tctx->enq_at);

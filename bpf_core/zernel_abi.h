@@ -45,7 +45,7 @@ struct zernel_task_msg {
 	__s32 prev_cpu;        /* CPU the task last ran on, or the one select_cpu chose */
 	__u32 nr_cpus_allowed; /* size of the task's affinity mask */
 	__u64 enq_flags;       /* SCX_ENQ_* of this enqueue */
-	__u64 enq_ns;          /* bpf_ktime_get_ns() at enqueue (CLOCK_MONOTONIC, ns) */
+	__u64 enq_ns;          /* shim clock at enqueue (ns; see zernel_now() in zernel_kfuncs.h) */
 	__u64 runtime_ns;      /* CPU time used since the previous enqueue (ns): what to charge */
 	__u64 burst_ns;        /* CPU time of the last burst between two sleeps (ns) */
 	__u64 gen;             /* per-task enqueue generation; echoed back by the decision */
@@ -58,6 +58,7 @@ struct zernel_task_msg {
 	 * 0 = the previous trip did not go through userspace (first enqueue, fallback). */
 	__u32 prev_decision_ns; /* enqueue -> its decision applied in ops.dispatch */
 	__u32 prev_running_ns;  /* enqueue -> it started running */
+	__u64 prev_enq_ns;      /* when that previous trip began (shim clock), for traces */
 	char comm[ZERNEL_COMM_LEN];
 };
 

@@ -63,8 +63,10 @@ static __always_inline bool zernel_move_to_local(u64 dsq)
 	return scx_bpf_consume(dsq);
 }
 
-/* The rq clock when the kernel offers it: cheaper than bpf_ktime_get_ns() on the hot
- * path (no clocksource read when the rq clock is fresh). Same timebase either way. */
+/* The shim clock: the rq clock when the kernel offers it (scx_bpf_now, 6.14+), which is
+ * cheaper than bpf_ktime_get_ns() on the hot path (no clocksource read while the rq clock
+ * is fresh). It is sched_clock-based, ns since boot: close to CLOCK_MONOTONIC but not the
+ * same clock, so userspace only ever subtracts shim timestamps from each other. */
 static __always_inline u64 zernel_now(void)
 {
 	if (bpf_ksym_exists(scx_bpf_now))

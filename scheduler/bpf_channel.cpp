@@ -63,6 +63,8 @@ std::unique_ptr<BpfChannel> BpfChannel::open(int task_ring_fd, int decision_ring
   ch->producer_pos_ = static_cast<const std::atomic<unsigned long>*>(prod);
   ch->data_ = static_cast<const std::uint8_t*>(prod) + ch->page_size_;
 
+  void* pos = mmap(nullptr, 2 * ch->page_size_, PROT_READ, MAP_SHARED, decision_ring_fd, 0);
+  ch->down_pos_map_ = pos == MAP_FAILED ? nullptr : pos;  // occupancy is a nicety: optional
   ch->down_ = user_ring_buffer__new(decision_ring_fd, nullptr);
   if (!ch->down_) {
     *error = std::string("cannot map the decision ring: ") + std::strerror(errno);
@@ -73,6 +75,7 @@ std::unique_ptr<BpfChannel> BpfChannel::open(int task_ring_fd, int decision_ring
 
 BpfChannel::~BpfChannel() {
   if (down_) user_ring_buffer__free(down_);
+  if (down_pos_map_) munmap(down_pos_map_, 2 * page_size_);
   if (producer_map_) munmap(producer_map_, producer_map_len_);
   if (consumer_map_) munmap(consumer_map_, page_size_);
 }
@@ -146,6 +149,16 @@ void BpfChannel::wait_for_space(std::chrono::milliseconds timeout) {
   pollfd p{decision_fd_, POLLOUT, 0};
   (void)poll(&p, 1, static_cast<int>(timeout.count()));
   __atomic_store_n(&wake_->user_waiting_space, 0u, __ATOMIC_RELAXED);
+}
+
+std::size_t BpfChannel::pending_decision_bytes() const {
+  if (!down_pos_map_) return 0;
+  const auto* base = static_cast<const std::uint8_t*>(down_pos_map_);
+  const unsigned long cons =
+      __atomic_load_n(reinterpret_cast<const unsigned long*>(base), __ATOMIC_ACQUIRE);
+  const unsigned long prod =
+      __atomic_load_n(reinterpret_cast<const unsigned long*>(base + page_size_), __ATOMIC_ACQUIRE);
+  return prod - cons;
 }
 
 std::size_t BpfChannel::pending_bytes() const {

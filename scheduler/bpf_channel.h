@@ -53,6 +53,8 @@ class BpfChannel final : public Channel {
 
   // Bytes of task events waiting in the up ring.
   std::size_t pending_bytes() const;
+  // Bytes of decisions waiting in the down ring for ops.dispatch to drain.
+  std::size_t pending_decision_bytes() const;
 
  private:
   BpfChannel() = default;
@@ -68,6 +70,9 @@ class BpfChannel final : public Channel {
   void* producer_map_ = nullptr;
   std::size_t producer_map_len_ = 0;
   user_ring_buffer* down_ = nullptr;
+  // The down ring's two position pages, mapped again read-only to read its occupancy
+  // (libbpf does not expose it). Page 0: consumer (the kernel), page 1: producer (us).
+  void* down_pos_map_ = nullptr;
   volatile std::uint64_t* consumed_ = nullptr;
   zernel_wake_flags* wake_ = nullptr;
   std::uint64_t consumed_total_ = 0;

@@ -23,7 +23,7 @@ using ExitInfo = ::zernel_exit_info;
 
 inline constexpr int kCpuAny = ZERNEL_CPU_ANY;
 
-static_assert(sizeof(TaskEvent) == 96);
+static_assert(sizeof(TaskEvent) == 104);
 static_assert(offsetof(TaskEvent, pid) == 0);
 static_assert(offsetof(TaskEvent, tgid) == 4);
 static_assert(offsetof(TaskEvent, prev_cpu) == 8);
@@ -39,7 +39,8 @@ static_assert(offsetof(TaskEvent, waker_pid) == 64);
 static_assert(offsetof(TaskEvent, waker_tgid) == 68);
 static_assert(offsetof(TaskEvent, prev_decision_ns) == 72);
 static_assert(offsetof(TaskEvent, prev_running_ns) == 76);
-static_assert(offsetof(TaskEvent, comm) == 80);
+static_assert(offsetof(TaskEvent, prev_enq_ns) == 80);
+static_assert(offsetof(TaskEvent, comm) == 88);
 
 // User ring buffer samples must be 8-byte multiples.
 static_assert(sizeof(Decision) == 40 && sizeof(Decision) % 8 == 0);

@@ -31,7 +31,7 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
     *error = "cannot count possible CPUs: " + errstr(nr_cpus);
     return nullptr;
   }
-  s->rodata->usersched_tgid = opts.usersched_tgid;
+  s->rodata->usersched_pid = opts.dispatcher_tid;
   s->rodata->nr_cpus = static_cast<std::uint32_t>(nr_cpus);
   s->rodata->slice_dfl_ns = opts.slice_dfl_ns;
   s->rodata->stall_timeout_ns = opts.stall_timeout_ns;

@@ -4,6 +4,10 @@
 
 namespace zernel::telemetry {
 
+namespace {
+double us(std::uint64_t ns) { return static_cast<double>(ns) / 1e3; }
+}  // namespace
+
 std::uint64_t in_flight(const ShimStats& s) {
   const std::uint64_t answered = s.nr_user_dispatched + s.nr_cancelled + s.nr_exited;
   return s.nr_queued > answered ? s.nr_queued - answered : 0;
@@ -11,11 +15,12 @@ std::uint64_t in_flight(const ShimStats& s) {
 
 std::string format_stats_line(const StatsSnapshot& snap) {
   const ShimStats& s = snap.shim;
-  char buf[512];
+  char buf[768];
   std::snprintf(buf, sizeof(buf),
                 "zernel: %.1fs queued=%llu user=%llu kernel=%llu fallback=%llu "
                 "(congested=%llu bypassed=%llu rescued=%llu) cancelled=%llu exited=%llu bounced=%llu "
-                "preempt=%llu in_flight=%llu batches=%llu ring_full=%llu faults=%llu/%llu",
+                "preempt=%llu in_flight=%llu batches=%llu ring_full=%llu faults=%llu/%llu "
+                "rt_us=%.0f/%.0f/%.0f run_us=%.0f/%.0f/%.0f decide_us=%.1f/%.1f/%.1f",
                 snap.elapsed_s, static_cast<unsigned long long>(s.nr_queued),
                 static_cast<unsigned long long>(s.nr_user_dispatched),
                 static_cast<unsigned long long>(s.nr_kernel_dispatched),
@@ -31,7 +36,10 @@ std::string format_stats_line(const StatsSnapshot& snap) {
                 static_cast<unsigned long long>(snap.dispatcher.batches),
                 static_cast<unsigned long long>(snap.dispatcher.ring_full_waits),
                 static_cast<unsigned long long>(snap.minor_faults),
-                static_cast<unsigned long long>(snap.major_faults));
+                static_cast<unsigned long long>(snap.major_faults), us(snap.round_trip.p50),
+                us(snap.round_trip.p99), us(snap.round_trip.max), us(snap.enqueue_to_running.p50),
+                us(snap.enqueue_to_running.p99), us(snap.enqueue_to_running.max),
+                us(snap.decision_batch.p50), us(snap.decision_batch.p99), us(snap.decision_batch.max));
   return buf;
 }
 

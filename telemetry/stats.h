@@ -11,19 +11,28 @@
 
 namespace zernel::telemetry {
 
+// p50/p99/max of one latency histogram over the stats interval (ns).
+struct LatencySummary {
+  std::uint64_t p50 = 0, p99 = 0, max = 0, count = 0;
+};
+
 struct StatsSnapshot {
   double elapsed_s = 0;
   ShimStats shim{};
   DispatcherCounters dispatcher{};
   std::uint64_t minor_faults = 0;  // since attach: a userspace scheduler must not fault
   std::uint64_t major_faults = 0;
+  LatencySummary round_trip;          // enqueue -> decision applied in the kernel
+  LatencySummary enqueue_to_running;  // enqueue -> running: what a task feels
+  LatencySummary decision_batch;      // the policy's time per batch
 };
 
 // Tasks sent up whose decision has not been applied or cancelled yet.
 std::uint64_t in_flight(const ShimStats& s);
 
 // "zernel: 5.0s queued=... user=... kernel=... fallback=... cancelled=... ...": stable keys,
-// key=value pairs, so scripts can grep them.
+// key=value pairs, so scripts can grep them. Latencies print as p50/p99/max in µs:
+// rt_us= (round trip), run_us= (enqueue -> running), decide_us= (per batch).
 std::string format_stats_line(const StatsSnapshot& snap);
 
 }  // namespace zernel::telemetry

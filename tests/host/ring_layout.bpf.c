@@ -48,6 +48,7 @@ static __always_inline void fill(struct zernel_task_msg *m, __u64 seed)
 	m->waker_tgid = (__s32)(seed * 19);
 	m->prev_decision_ns = (__u32)(seed * 23);
 	m->prev_running_ns = (__u32)(seed * 29);
+	m->prev_enq_ns = seed * 31;
 	for (i = 0; i < ZERNEL_COMM_LEN; i++)
 		m->comm[i] = (char)('a' + (seed + i) % 26);
 	m->comm[ZERNEL_COMM_LEN - 1] = 0;

@@ -39,6 +39,7 @@ TaskEvent expected(std::uint64_t seed) {
   m.waker_tgid = static_cast<std::int32_t>(seed * 19);
   m.prev_decision_ns = static_cast<std::uint32_t>(seed * 23);
   m.prev_running_ns = static_cast<std::uint32_t>(seed * 29);
+  m.prev_enq_ns = seed * 31;
   for (int i = 0; i < ZERNEL_COMM_LEN; i++) m.comm[i] = static_cast<char>('a' + (seed + i) % 26);
   m.comm[ZERNEL_COMM_LEN - 1] = 0;
   return m;
@@ -144,7 +145,7 @@ TEST_F(RingLayout, FullDecisionRingAcceptsTheRestAfterADrain) {
 
 TEST_F(RingLayout, FullTaskRingRefusesReservationsInsteadOfOverwriting) {
   // The shim's congestion fallback relies on reserve failing when the consumer is behind.
-  produce(0, 20000);  // 20000 * 96 bytes > 1 MiB
+  produce(0, 20000);  // 20000 * 112 bytes > 1 MiB
   EXPECT_GT(skel_->bss->nr_reserve_failed, 0u);
   std::vector<TaskEvent> got(512);
   std::size_t total = 0, n;

@@ -17,6 +17,9 @@
 #   --log FILE          console log (default: a new /tmp/zernel-vm-*.log, kept and printed)
 #   --kernel-dir DIR    kernel from fetch-kernel.sh (default: run fetch-kernel.sh)
 #   --append "ARGS"     extra kernel command line
+#   --share DIR         host directory the guest can mount read-write over virtio 9p:
+#                       mount -t 9p -o trans=virtio,version=9p2000.L share /mnt
+#                       (loads the 9p modules), for files too large for the console
 #
 # Exit codes:
 #   0  guest script exited 0
@@ -38,9 +41,9 @@ harness_error() { echo "run-vm: $*" >&2; exit 3; }
 # set -e would exit 1 and read as "guest script failed".
 trap 'echo "run-vm: internal error at line $LINENO: $BASH_COMMAND" >&2; exit 3' ERR
 
-usage="usage: $0 [--cpus N] [--mem MB] [--numa-nodes N] [--timeout S] [--tcg single|multi] [--bin PATH]... [--file SRC:DEST]... [--module NAME]... [--log FILE] [--kernel-dir DIR] [--append ARGS] -- GUEST_SCRIPT"
+usage="usage: $0 [--cpus N] [--mem MB] [--numa-nodes N] [--timeout S] [--tcg single|multi] [--bin PATH]... [--file SRC:DEST]... [--module NAME]... [--log FILE] [--kernel-dir DIR] [--append ARGS] [--share DIR] -- GUEST_SCRIPT"
 
-cpus=2 mem=2048 numa=1 timeout=600 tcg=single log='' kdir='' append='' guest=''
+cpus=2 mem=2048 numa=1 timeout=600 tcg=single log='' kdir='' append='' guest='' share=''
 mkargs=()
 need() { [ "$2" -ge 2 ] || harness_error "$1 needs a value; $usage"; }
 int() { [[ $2 =~ ^[1-9][0-9]*$ ]] || harness_error "$1 '$2' is not a positive integer; fix: pass e.g. $1 2"; }
@@ -56,6 +59,9 @@ while [ $# -gt 0 ]; do
     --log) need "$1" $#; log=$2; shift 2 ;;
     --kernel-dir) need "$1" $#; kdir=$2; shift 2 ;;
     --append) need "$1" $#; append=$2; shift 2 ;;
+    --share) need "$1" $#; share=$2; shift 2
+             [ -d "$share" ] || harness_error "--share '$share' is not a directory; fix: mkdir it first"
+             mkargs+=(--module 9pnet_virtio --module 9p) ;;
     --) shift; [ $# -eq 1 ] || harness_error "expected exactly one GUEST_SCRIPT after --; $usage"; guest=$1; shift ;;
     -h|--help) echo "$usage"; exit 0 ;;
     -*) harness_error "unknown option '$1'; $usage" ;;
@@ -99,6 +105,9 @@ cat "$tmp/mkinitramfs.err" >&2
 cmdline="console=ttyS0 panic=-1 oops=panic quiet loglevel=4 printk.time=1${append:+ $append}"
 qargs=(-accel "tcg,thread=$tcg" -cpu max -m "$mem" -nographic -no-reboot -nic none
        -kernel "$kdir/vmlinuz" -initrd "$tmp/initramfs.cpio.gz" -append "$cmdline")
+if [ -n "$share" ]; then
+  qargs+=(-virtfs "local,path=$share,mount_tag=share,security_model=none,multidevs=remap")
+fi
 if [ "$numa" -gt 1 ]; then
   # One socket per node: a node boundary inside a socket makes the kernel warn about
   # LLC siblings on different nodes and build odd sched domains.

@@ -1,0 +1,328 @@
+#include "scheduler/ml_process.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "tests/unit/fake_sysfs.h"
+
+namespace zernel {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+// A /proc-shaped tree: a machine where
+//   1     systemd
+//   2     kthreadd, 3 its child kworker
+//   100   bash (login shell)
+//   200   python3 trainer, child of bash: libtorch mapped, CUDA_VISIBLE_DEVICES=1,3,
+//         threads "python3" and "NCCL Progress", cgroup /train.slice/job7, uid 1000
+//   201   pt_data_worker, forked by the trainer: inherits the maps
+//   202   a worker just spawned by the trainer (exec'd, nothing mapped yet)
+//   300   bash with no ML anything, uid 0
+//   400   "my_cuda_app" with libcudart only
+//   500   "jupyter" with CUDA_VISIBLE_DEVICES=GPU-1234... (UUID)
+class FakeProc {
+ public:
+  FakeProc() {
+    AddProcess(1, 0, "systemd", 0, "/init.scope");
+    AddProcess(2, 0, "kthreadd", 0, "/");
+    AddProcess(3, 2, "kworker/0:1", 0, "/");
+    AddProcess(100, 1, "bash", 1000, "/user.slice");
+    AddProcess(200, 100, "python3", 1000, "/train.slice/job7");
+    Maps(200, {"/usr/lib/x86_64-linux-gnu/libc.so.6",
+               "/opt/venv/lib/python3.11/site-packages/torch/lib/libtorch_cpu.so"});
+    Environ(200, {"HOME=/home/u", "CUDA_VISIBLE_DEVICES=1,3", "PATH=/usr/bin"});
+    Thread(200, 200, "python3");
+    Thread(200, 210, "NCCL Progress");
+    AddProcess(201, 200, "pt_data_worker", 1000, "/train.slice/job7");
+    Maps(201, {"/opt/venv/lib/python3.11/site-packages/torch/lib/libtorch_cpu.so"});
+    AddProcess(202, 200, "python3", 1000, "/train.slice/job7");
+    AddProcess(300, 1, "bash", 0, "/user.slice/user-0.slice");
+    Maps(300, {"/usr/bin/bash", "/usr/lib/x86_64-linux-gnu/libtinfo.so.6"});
+    Environ(300, {"TERM=xterm", "NOT_CUDA_VISIBLE_DEVICES=0"});
+    AddProcess(400, 1, "my_cuda_app", 1000, "/user.slice");
+    Maps(400, {"/usr/local/cuda/lib64/libcudart.so.12.2.140 (deleted)"});
+    AddProcess(500, 1, "jupyter", 1001, "/user.slice");
+    Environ(500, {"CUDA_VISIBLE_DEVICES=GPU-1234abcd-0000-0000-0000-000000000000"});
+  }
+
+  const std::filesystem::path& root() const { return fs_.root(); }
+  ProcReader reader() const { return ProcReader(fs_.root()); }
+
+  void AddProcess(int pid, int ppid, const std::string& comm, int uid, const std::string& cgroup,
+                  std::uint64_t start_time = 1000) {
+    const std::string d = std::to_string(pid);
+    // 52 fields like the real file; field 22 is the start time.
+    std::string stat = d + " (" + comm + ") S " + std::to_string(ppid);
+    for (int field = 5; field <= 52; ++field) {
+      stat += " " + (field == 22 ? std::to_string(start_time) : std::string("0"));
+    }
+    fs_.Write(d + "/stat", stat);
+    fs_.Write(d + "/comm", comm);
+    fs_.Write(d + "/status", "Name:\t" + comm + "\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t" +
+                                 std::to_string(uid) + "\t" + std::to_string(uid) + "\t" +
+                                 std::to_string(uid) + "\t" + std::to_string(uid) + "\nGid:\t0");
+    // Hybrid layout: a v1 line before the v2 one.
+    fs_.Write(d + "/cgroup", "1:name=systemd:/legacy\n0::" + cgroup);
+    Thread(pid, pid, comm);
+  }
+  void Maps(int pid, std::initializer_list<std::string> files) {
+    std::string text = "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0      [heap]\n";
+    for (const auto& f : files) {
+      text += "7f0000000000-7f0000100000 r-xp 00000000 08:01 1234  " + f + "\n";
+    }
+    fs_.Write(std::to_string(pid) + "/maps", text);
+  }
+  void Environ(int pid, std::initializer_list<std::string> vars) {
+    std::string text;
+    for (const auto& v : vars) text += v + std::string(1, '\0');
+    fs_.Write(std::to_string(pid) + "/environ", text);
+  }
+  void Thread(int pid, int tid, const std::string& comm) {
+    fs_.Write(std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm", comm);
+  }
+  void Remove(int pid) { fs_.Delete(std::to_string(pid)); }
+
+ private:
+  testing::FakeSysfs fs_;
+};
+
+TEST(ProcReader, ReadsTheFiles) {
+  FakeProc proc;
+  const ProcReader r = proc.reader();
+  const auto st = r.stat(201);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->ppid, 200);
+  EXPECT_EQ(st->comm, "pt_data_worker");
+  EXPECT_EQ(st->start_time, 1000u);
+  EXPECT_EQ(r.environ_var(200, "CUDA_VISIBLE_DEVICES"), "1,3");
+  EXPECT_EQ(r.environ_var(200, "CUDA"), std::nullopt);
+  EXPECT_EQ(r.environ_var(300, "CUDA_VISIBLE_DEVICES"), std::nullopt);
+  EXPECT_EQ(r.cgroup_path(200), "/train.slice/job7");
+  EXPECT_EQ(r.uid(200), 1000u);
+  EXPECT_THAT(r.thread_names(200), ::testing::UnorderedElementsAre("python3", "NCCL Progress"));
+  EXPECT_THAT(r.pids(), ElementsAre(1, 2, 3, 100, 200, 201, 202, 300, 400, 500));
+  EXPECT_EQ(r.stat(999), std::nullopt);
+  EXPECT_EQ(r.uid(999), std::nullopt);
+}
+
+TEST(ProcReader, CommWithParenthesesAndSpaces) {
+  FakeProc proc;
+  proc.AddProcess(600, 1, "a) b (c", 0, "/");
+  const auto st = proc.reader().stat(600);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->comm, "a) b (c");
+  EXPECT_EQ(st->ppid, 1);
+}
+
+TEST(ProcReader, CgroupV1OnlyHasNoPath) {
+  FakeProc proc;
+  proc.AddProcess(601, 1, "x", 0, "/");
+  std::ofstream(proc.root() / "601/cgroup") << "1:name=systemd:/a\n2:cpu:/b\n";
+  EXPECT_EQ(proc.reader().cgroup_path(601), std::nullopt);
+}
+
+TEST(MlProcessInspector, DetectsMlProcesses) {
+  FakeProc proc;
+  const MlProcessInspector ml(proc.reader());
+  EXPECT_TRUE(ml.is_ml_process(200));   // libtorch + CUDA_VISIBLE_DEVICES
+  EXPECT_TRUE(ml.is_ml_process(201));   // inherited libtorch mapping
+  EXPECT_FALSE(ml.is_ml_process(202));  // not yet: it is in the job through its parent
+  EXPECT_FALSE(ml.is_ml_process(300));  // plain bash
+  EXPECT_FALSE(ml.is_ml_process(100));
+  EXPECT_TRUE(ml.is_ml_process(400));   // libcudart, even a deleted file
+  EXPECT_TRUE(ml.is_ml_process(500));   // CUDA_VISIBLE_DEVICES set (to a UUID)
+  EXPECT_FALSE(ml.is_ml_process(3));    // kernel thread: nothing to read
+  EXPECT_FALSE(ml.is_ml_process(999));  // gone
+}
+
+TEST(MlProcessInspector, NameRulesFromTheConfig) {
+  FakeProc proc;
+  const MlProcessInspector ml(proc.reader(), {"pyth"});
+  EXPECT_TRUE(ml.is_ml_process(202));  // "python3" starts with "pyth"
+  EXPECT_FALSE(ml.is_ml_process(300));
+}
+
+TEST(MlProcessInspector, VisibleGpus) {
+  FakeProc proc;
+  const MlProcessInspector ml(proc.reader());
+  EXPECT_EQ(ml.visible_gpus(200), (std::vector<int>{1, 3}));
+  EXPECT_EQ(ml.visible_gpus(300), std::nullopt);  // unset: all GPUs
+  EXPECT_EQ(ml.visible_gpus(500), std::nullopt);  // UUIDs: unknown
+}
+
+TEST(MlProcessInspector, ParseCudaVisibleDevices) {
+  EXPECT_EQ(parse_cuda_visible_devices("0"), (std::vector<int>{0}));
+  EXPECT_EQ(parse_cuda_visible_devices("1,3"), (std::vector<int>{1, 3}));
+  EXPECT_EQ(parse_cuda_visible_devices(" 2 , 0 "), (std::vector<int>{2, 0}));
+  EXPECT_EQ(parse_cuda_visible_devices(""), std::vector<int>{});       // no GPUs
+  EXPECT_EQ(parse_cuda_visible_devices("-1"), std::vector<int>{});     // the usual "hide all"
+  EXPECT_EQ(parse_cuda_visible_devices("0,-1,2"), (std::vector<int>{0}));  // stops at invalid
+  EXPECT_EQ(parse_cuda_visible_devices("0,x,2"), (std::vector<int>{0}));
+  EXPECT_EQ(parse_cuda_visible_devices("1,1"), (std::vector<int>{1}));
+  EXPECT_EQ(parse_cuda_visible_devices("GPU-8932f937-d72c-4106-c12f-20bd9faed9f6"), std::nullopt);
+  EXPECT_EQ(parse_cuda_visible_devices("MIG-GPU-8932f937/1/0"), std::nullopt);
+}
+
+TEST(MlProcessInspector, NcclActive) {
+  FakeProc proc;
+  const MlProcessInspector ml(proc.reader());
+  EXPECT_TRUE(ml.nccl_active(200));   // the "NCCL Progress" thread
+  EXPECT_FALSE(ml.nccl_active(201));
+  EXPECT_FALSE(ml.nccl_active(300));
+  proc.Maps(400, {"/usr/lib/x86_64-linux-gnu/libnccl.so.2"});
+  EXPECT_TRUE(ml.nccl_active(400));
+}
+
+TEST(MlJobTracker, WorkersBelongToTheTrainersJob) {
+  FakeProc proc;
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  EXPECT_EQ(jobs.job_root(200), 200);
+  EXPECT_EQ(jobs.job_root(201), 200);  // forked DataLoader worker
+  EXPECT_EQ(jobs.job_root(202), 200);  // not ML by itself, but the trainer's child
+  EXPECT_EQ(jobs.job_root(100), std::nullopt);  // the shell that started the trainer
+  EXPECT_EQ(jobs.job_root(300), std::nullopt);
+  EXPECT_EQ(jobs.job_root(1), std::nullopt);
+  EXPECT_EQ(jobs.job_root(3), std::nullopt);
+  EXPECT_EQ(jobs.job_root(400), 400);
+  EXPECT_THAT(jobs.job_roots(), ElementsAre(200, 400, 500));
+  EXPECT_THAT(jobs.job_members(200), ElementsAre(200, 201, 202));
+  EXPECT_THAT(jobs.job_members(300), IsEmpty());
+}
+
+TEST(MlJobTracker, TopmostMlAncestorIsTheRoot) {
+  FakeProc proc;
+  // torchrun (ML) -> rank (ML) -> worker: one job rooted at torchrun.
+  proc.AddProcess(700, 1, "torchrun", 1000, "/");
+  proc.Maps(700, {"/x/libtorch.so"});
+  proc.AddProcess(701, 700, "python3", 1000, "/");
+  proc.Maps(701, {"/x/libtorch.so"});
+  proc.AddProcess(702, 701, "pt_data_worker", 1000, "/");
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  // Without a refresh: looked up on the spot.
+  EXPECT_EQ(jobs.job_root(702), 700);
+  EXPECT_EQ(jobs.job_root(701), 700);
+  EXPECT_THAT(jobs.job_members(700), ElementsAre(700, 701, 702));
+}
+
+TEST(MlJobTracker, RefreshSeesProcessesBecomeMlAndExit) {
+  FakeProc proc;
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  proc.AddProcess(800, 100, "python3", 1000, "/");
+  jobs.refresh();
+  EXPECT_EQ(jobs.job_root(800), std::nullopt);  // has not imported torch yet
+
+  proc.Maps(800, {"/x/libtorch_cuda.so"});
+  EXPECT_EQ(jobs.job_root(800), std::nullopt);  // cached until the next refresh
+  jobs.refresh();
+  EXPECT_EQ(jobs.job_root(800), 800);
+
+  proc.Remove(800);
+  jobs.refresh();
+  EXPECT_EQ(jobs.job_root(800), std::nullopt);
+  EXPECT_THAT(jobs.job_roots(), ElementsAre(200, 400, 500));
+}
+
+TEST(MlJobTracker, ReusedPidIsReExamined) {
+  FakeProc proc;
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  ASSERT_EQ(jobs.job_root(400), 400);
+  // 400 exits and the pid comes back as a plain program with a new start time.
+  proc.Remove(400);
+  proc.AddProcess(400, 1, "ls", 0, "/", /*start_time=*/5000);
+  jobs.refresh();
+  EXPECT_EQ(jobs.job_root(400), std::nullopt);
+}
+
+TEST(Matching, CommAndCgroup) {
+  EXPECT_TRUE(comm_matches("python3", "python"));
+  EXPECT_TRUE(comm_matches("python", "python"));
+  EXPECT_FALSE(comm_matches("python", "python3"));
+  EXPECT_FALSE(comm_matches("ipython", "python"));
+  EXPECT_FALSE(comm_matches("python", ""));
+  EXPECT_TRUE(cgroup_matches("/train", "/train"));
+  EXPECT_TRUE(cgroup_matches("/train/job1", "/train"));
+  EXPECT_TRUE(cgroup_matches("/train/job1", "/train/"));
+  EXPECT_FALSE(cgroup_matches("/training", "/train"));
+  EXPECT_FALSE(cgroup_matches("/", "/train"));
+  EXPECT_TRUE(cgroup_matches("/anything", "/"));
+}
+
+Config::MultiTenant tenants() {
+  Config::MultiTenant m;
+  m.enabled = true;
+  m.rules = {
+      {PriorityClass::Training, "/train.slice", std::nullopt, std::nullopt, 4},
+      {PriorityClass::Interactive, std::nullopt, "jupyter", std::nullopt, std::nullopt},
+      {PriorityClass::Inference, std::nullopt, "my_cuda", 1000u, 1},
+      {PriorityClass::Background, std::nullopt, std::nullopt, 0u, std::nullopt},
+  };
+  return m;
+}
+
+TEST(TenantClassifier, MatchesRulesFromProc) {
+  FakeProc proc;
+  const TenantClassifier tc(tenants(), proc.reader());
+
+  Tenant t = tc.classify(200);  // by cgroup
+  EXPECT_EQ(t.cls, PriorityClass::Training);
+  EXPECT_EQ(t.priority, 5);
+  EXPECT_EQ(t.gpus, 4);
+  EXPECT_EQ(t.rule, 0);
+
+  t = tc.classify(500);  // by comm
+  EXPECT_EQ(t.cls, PriorityClass::Interactive);
+  EXPECT_EQ(t.priority, 1);
+  EXPECT_EQ(t.gpus, std::nullopt);
+
+  t = tc.classify(400);  // comm prefix and uid together
+  EXPECT_EQ(t.cls, PriorityClass::Inference);
+  EXPECT_EQ(t.priority, 3);
+  EXPECT_EQ(t.gpus, 1);
+
+  t = tc.classify(300);  // by uid 0
+  EXPECT_EQ(t.cls, PriorityClass::Background);
+  EXPECT_EQ(t.priority, -5);
+  EXPECT_EQ(t.rule, 3);
+
+  t = tc.classify(100);  // no rule: the default class
+  EXPECT_EQ(t.cls, PriorityClass::Normal);
+  EXPECT_EQ(t.priority, 0);
+  EXPECT_EQ(t.rule, -1);
+}
+
+TEST(TenantClassifier, AllFieldsOfARuleMustMatch) {
+  Config::MultiTenant m = tenants();
+  const TenantClassifier tc(m, ProcReader("/nonexistent"));
+  // comm matches rule 2 but the uid does not; no other rule matches.
+  EXPECT_EQ(tc.classify(ProcessIdentity{"my_cuda_app", "/x", 1001u}).rule, -1);
+  // Unreadable fields never match a rule that tests them.
+  EXPECT_EQ(tc.classify(ProcessIdentity{"my_cuda_app", std::nullopt, std::nullopt}).rule, -1);
+  // First match wins: cgroup rule 0 before uid rule 3.
+  EXPECT_EQ(tc.classify(ProcessIdentity{"x", "/train.slice/a", 0u}).rule, 0);
+}
+
+TEST(TenantClassifier, DefaultClassAndOffSwitch) {
+  Config::MultiTenant m = tenants();
+  m.default_priority_class = PriorityClass::Background;
+  const TenantClassifier tc(m, ProcReader("/nonexistent"));
+  const Tenant t = tc.classify(ProcessIdentity{"sshd", "/system.slice", 22u});
+  EXPECT_EQ(t.cls, PriorityClass::Background);
+  EXPECT_EQ(t.priority, -5);
+
+  m.enabled = false;
+  const TenantClassifier off(m, ProcReader("/nonexistent"));
+  const Tenant o = off.classify(ProcessIdentity{"x", "/train.slice", 0u});
+  EXPECT_EQ(o.cls, PriorityClass::Normal);
+  EXPECT_EQ(o.priority, 0);
+  EXPECT_EQ(o.rule, -1);
+}
+
+}  // namespace
+}  // namespace zernel

@@ -1,0 +1,87 @@
+#!/bin/sh
+# Operating zernel on the real kernel (run by tests/vm/ops_test.sh, which checks the files
+# this leaves in /share with parsers we did not write): metrics over HTTP, live policy
+# switches under load, trace export, reload, --monitor, and switching between zernel,
+# another sched_ext scheduler and EEVDF.
+SCX=/sys/kernel/sched_ext
+failed=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failed=1; }
+check() { d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+state() { cat $SCX/state; }
+wait_state() { i=0; while [ "$(state)" != "$1" ] && [ $i -lt "$2" ]; do sleep 0.1; i=$((i+1)); done; [ "$(state)" = "$1" ]; }
+
+mkdir -p /share && mount -t 9p -o trans=virtio,version=9p2000.L share /share || { echo "FAIL: cannot mount /share"; exit 1; }
+mkdir -p /etc/zernel
+zernel-scheduler --dump-config >/etc/zernel/scheduler.toml
+check "--dump-config output loads back (zernel-scheduler --config)" [ -s /etc/zernel/scheduler.toml ]
+
+echo "== 1. start with metrics and control socket"
+zernel-scheduler --config /etc/zernel/scheduler.toml --stats 1 >/tmp/z.log 2>&1 &
+ZPID=$!
+check "attached" wait_state enabled 100
+check "pidfile names the scheduler" [ "$(cat /run/zernel/scheduler.pid)" = "$ZPID" ]
+check "control socket is 0600" [ "$(stat -c %a /run/zernel/scheduler.sock)" = 600 ]
+netstat -ltn 2>/dev/null | grep 9093
+check "metrics bound to 127.0.0.1:9093 only" sh -c 'netstat -ltn | grep -q "127.0.0.1:9093 "'
+
+stress-ng --cpu 2 --switch 2 --fork 1 --timeout 25s >/tmp/stress.log 2>&1 &
+SPID=$!
+sleep 3
+wget -q -O /share/metrics.txt http://127.0.0.1:9093/metrics
+check "scraped /metrics during the workload" [ -s /share/metrics.txt ]
+grep -E '^zernel_scheduler_(tasks|decisions_total|phase_tasks|dispatches_total)' /share/metrics.txt | head -n 12
+
+echo "== 2. status and --monitor"
+zernelctl status
+check "zernelctl status answers" zernelctl status
+timeout 3 zernel-scheduler --monitor 1 >/tmp/mon.log 2>&1
+check "--monitor prints stats lines from the running scheduler" grep -q '^zernel: ' /tmp/mon.log
+
+echo "== 3. live policy switches under load"
+for p in fifo fair fifo fair; do
+  out=$(zernelctl policy $p 2>&1); rc=$?
+  echo "$out"
+  check "policy -> $p (rc=$rc)" [ "$rc" = 0 ]
+  check "policy -> $p took effect" sh -c "zernelctl status | grep -q 'policy $p '"
+  sleep 1
+done
+out=$(zernelctl policy nosuch 2>&1); rc=$?
+echo "$out"
+check "unknown policy refused with a fix (rc=$rc)" sh -c "[ $rc = 1 ] && echo '$out' | grep -q 'fix:'"
+
+echo "== 4. trace export"
+zernelctl trace 1 /share/trace.json
+check "trace written" [ -s /share/trace.json ]
+
+echo "== 5. reload"
+cp /etc/zernel/scheduler.toml /tmp/good.toml
+printf '[general]\nphase_eval_interval_ms = "soon"\n' >/etc/zernel/scheduler.toml
+out=$(zernelctl reload 2>&1); rc=$?
+echo "$out"
+check "bad config refused with its location (rc=$rc)" sh -c "[ $rc = 1 ] && echo '$out' | grep -q 'scheduler.toml:2:'"
+cp /tmp/good.toml /etc/zernel/scheduler.toml
+check "good config reloads" zernelctl reload
+kill -HUP $ZPID; sleep 0.5
+check "SIGHUP reloads" grep -q 'reloaded /etc/zernel/scheduler.toml' /tmp/z.log
+check "still attached after reloads" [ "$(state)" = enabled ]
+
+wait $SPID; src=$?
+check "workload completed across the switches (rc=$src)" [ "$src" = 0 ]
+grep '^zernel: ' /tmp/z.log | tail -n 1
+fb=$(grep '^zernel: ' /tmp/z.log | tail -n1 | sed -n 's/.* fallback=\([0-9]*\).*/\1/p')
+check "no task fell back to the shim during switches (fallback=$fb)" [ "${fb:-1}" = 0 ]
+
+echo "== 6. zernel -> zernel_tiny -> zernel, and EEVDF"
+stress-ng --cpu 2 --timeout 30s >/dev/null 2>&1 &
+SPID=$!
+zernel-switch.sh exec zernel-tiny 2>&1 | tee /share/switch.log
+check "now on zernel_tiny" sh -c "[ \"\$(cat $SCX/root/ops)\" = zernel_tiny ]"
+zernel-switch.sh zernel --stats 5 2>&1 | tee -a /share/switch.log
+check "back on zernel" sh -c "[ \"\$(cat $SCX/root/ops)\" = zernel ]"
+zernel-switch.sh eevdf 2>&1 | tee -a /share/switch.log
+check "on EEVDF" [ "$(state)" = disabled ]
+kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+check "every switch reported its EEVDF gap" [ "$(grep -c 'eevdf gap' /share/switch.log)" -ge 2 ]
+wait $ZPID 2>/dev/null
+exit $failed
