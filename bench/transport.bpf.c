@@ -10,13 +10,21 @@
  * which userspace subtracts per call.
  *
  * produce:    what ops.enqueue does with the ring: reserve, fill every field the way the
- *             shim fills it, submit. Per-task state the shim keeps in task storage comes
- *             from one global here (the task storage lookup is not transport).
- * drain:      what ops.dispatch does with the ring: bpf_user_ringbuf_drain, each decision
- *             read with bpf_dynptr_read, a lookup of per-task state and a generation
- *             check, stopping after `max` decisions as ops.dispatch stops when it runs
- *             out of dispatch slots. The shim's bpf_task_from_pid and dispatch kfuncs are
- *             not measured (no sched_ext here).
+ *             shim fills it, submit with BPF_RB_NO_WAKEUP, then wake the consumer (a
+ *             discarded 8-byte record with BPF_RB_FORCE_WAKEUP) only if wake.user_sleeping
+ *             says it is about to block. Per-task state the shim keeps in task storage
+ *             comes from one global here (the task storage lookup is not transport).
+ * drain:      what ops.dispatch does with the ring: bpf_user_ringbuf_drain with
+ *             BPF_RB_NO_WAKEUP, or BPF_RB_FORCE_WAKEUP while wake.user_waiting_space is
+ *             set; each decision read with bpf_dynptr_read, a lookup of per-task state and
+ *             a generation check, stopping after `max` decisions as ops.dispatch stops when
+ *             it runs out of dispatch slots. The shim's bpf_task_from_pid and dispatch
+ *             kfuncs are not measured (no sched_ext here).
+ *
+ * `wake` is the shim's struct zernel_wake_flags, in this object's .bss as in the shim's;
+ * BpfChannel gets a pointer to it as it does in production. args->legacy = 1 replays the
+ * protocol before it (flags 0 on both helpers: the kernel's default wakeups), for
+ * comparison.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -26,16 +34,31 @@
 
 char _license[] SEC("license") = "GPL";
 
-/* flags: 0 as in the shim, or BPF_RB_NO_WAKEUP to measure what the wakeup costs. */
+/* legacy: 0 = the shim's wakeup protocol, 1 = flags 0 (the kernel's default wakeups). */
 struct produce_args {
 	__u32 count;
-	__u32 flags;
+	__u32 legacy;
 };
 
 struct drain_args {
 	__u32 max;
-	__u32 flags;
+	__u32 legacy;
 };
+
+/* The shim's wakeup flags, written by BpfChannel::wait_for_events/wait_for_space. */
+struct zernel_wake_flags wake;
+__u64 nr_forced_wakeups;
+
+/* As the shim's wake_dispatcher(): wakes the poller without adding data to read. */
+static __always_inline void wake_dispatcher(void)
+{
+	void *r = bpf_ringbuf_reserve(&tasks, 8, 0);
+
+	if (r) {
+		bpf_ringbuf_discard(r, BPF_RB_FORCE_WAKEUP);
+		nr_forced_wakeups++;
+	}
+}
 
 /* The fields of the shim's struct task_ctx that a message is built from. */
 struct bench_task_ctx {
@@ -47,9 +70,15 @@ struct bench_task_ctx {
 	__s32 waker_tgid;
 	__u32 iowait;
 	__u32 weight;
+	__u64 enq_at;
+	__u64 decided_at;
+	__u64 started_at;
 };
 
 struct bench_task_ctx tctx = {
+	.enq_at = 1000000,
+	.decided_at = 1030000,
+	.started_at = 1050000,
 	.runtime = 120000,
 	.burst = 400000,
 	.last_burst = 80000,
@@ -85,13 +114,18 @@ struct {
 
 #define SCX_ENQ_WAKEUP_BIT 1ULL
 
+static __always_inline __u32 sat_u32(__u64 v)
+{
+	return v > 0xffffffffULL ? 0xffffffffU : (__u32)v;
+}
+
 SEC("syscall")
 int produce(struct produce_args *args)
 {
 	struct task_struct *p = bpf_get_current_task_btf();
 	__u64 enq_flags = SCX_ENQ_WAKEUP_BIT;
 	__u32 i, n = args->count;
-	__u64 flags = args->flags;
+	__u32 legacy = args->legacy;
 	__u64 t0 = bpf_ktime_get_ns();
 
 	bpf_for(i, 0, n) {
@@ -119,8 +153,23 @@ int produce(struct produce_args *args)
 			msg->flags |= ZERNEL_TASK_KTHREAD;
 		msg->waker_pid = tctx.waker_pid;
 		msg->waker_tgid = tctx.waker_tgid;
+		msg->prev_decision_ns = 0;
+		msg->prev_running_ns = 0;
+		msg->prev_enq_ns = tctx.enq_at;
+		if (tctx.decided_at && tctx.started_at >= tctx.decided_at) {
+			msg->prev_decision_ns = sat_u32(tctx.decided_at - tctx.enq_at);
+			msg->prev_running_ns = sat_u32(tctx.started_at - tctx.enq_at);
+		}
+		tctx.enq_at = msg->enq_ns;
 		__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
-		bpf_ringbuf_submit(msg, flags);
+		if (legacy) {
+			bpf_ringbuf_submit(msg, 0);
+		} else {
+			/* The shim: no IPI per message; submit is a full barrier, then the flag. */
+			bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
+			if (wake.user_sleeping)
+				wake_dispatcher();
+		}
 		nr_produced++;
 	}
 	produce_ns += bpf_ktime_get_ns() - t0;
@@ -158,7 +207,10 @@ int drain(struct drain_args *args)
 	struct drain_ctx c = { .n = 0, .max = args->max };
 	__u64 t0 = bpf_ktime_get_ns();
 
-	bpf_user_ringbuf_drain(&decisions, drain_one, &c, args->flags);
+	__u64 flags = args->legacy ? 0
+				   : (wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+
+	bpf_user_ringbuf_drain(&decisions, drain_one, &c, flags);
 	drain_ns += bpf_ktime_get_ns() - t0;
 	nr_drained += c.n;
 	return c.n;

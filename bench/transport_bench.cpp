@@ -5,7 +5,8 @@
 //   submit          BpfChannel::send, a batch at a time
 //   drain (BPF)     transport.bpf.c `drain`: bpf_user_ringbuf_drain, up to a batch per call
 //
-// Every leg runs with a backlog: the ring holds a whole chunk when a consuming leg starts,
+// BPF legs follow the shim's wakeup protocol (transport.bpf.c): no wakeup while the
+// dispatcher is awake. Every leg runs with a backlog: the ring holds a whole chunk when a consuming leg starts,
 // which is the dispatcher under load, where ns per task matters. Userspace legs are timed
 // around the whole loop of calls (one clock_gettime pair per chunk); BPF legs time
 // themselves in the program (see transport.bpf.c) minus the cost of their clock pair.
@@ -34,6 +35,7 @@ struct bench_task_ctx {
   std::uint64_t runtime, burst, last_burst, gen;
   std::int32_t waker_pid, waker_tgid;
   std::uint32_t iowait, weight;
+  std::uint64_t enq_at, decided_at, started_at;
 };
 
 #include "transport.skel.h"
@@ -54,11 +56,16 @@ constexpr std::size_t kBatches[] = {1, 8, 64, 512};
 
 struct ProduceArgs {  // struct produce_args in transport.bpf.c
   std::uint32_t count;
-  std::uint32_t flags;
+  std::uint32_t legacy;
 };
 struct DrainArgs {  // struct drain_args in transport.bpf.c
   std::uint32_t max;
-  std::uint32_t flags;
+  std::uint32_t legacy;
+};
+// How the BPF legs wake the other side.
+enum Wakeups : std::uint32_t {
+  kShim = 0,    // the shim's protocol: NO_WAKEUP, wake only if the wake flags say so
+  kLegacy = 1,  // flags 0: the kernel's default (an irq_work self-IPI per batch or record)
 };
 
 std::uint64_t now_ns() {
@@ -104,14 +111,17 @@ int libbpf_copy(void* ctx, void* data, std::size_t size) {
 }
 
 // Lockstep: one batch at a time through all four legs, so the rings are empty between
-// batches, as when the dispatcher keeps up. Every batch then starts with an empty ring,
-// and both BPF helpers wake the other side (irq_work) unless told not to: the *_nowake
-// figures are the same legs with BPF_RB_NO_WAKEUP, to show what the wakeups cost.
+// batches, as when the dispatcher keeps up. The main figures use the shim's wakeup protocol
+// with the dispatcher awake (its flags clear: no wakeups). The *_legacy figures replay flags
+// 0 on both helpers, where the kernel wakes the other side (irq_work) whenever the ring was
+// caught up, i.e. every batch here; produce_asleep is the produce leg with
+// wake.user_sleeping set, where the shim forces a wakeup per record until the dispatcher
+// runs and clears the flag (at batch 1: the cost of one wakeup).
 struct Lockstep {
   double produce = 0, consume = 0, submit = 0, drain = 0;
-  double produce_nowake = 0, drain_nowake = 0;
+  double produce_legacy = 0, drain_legacy = 0, produce_asleep = 0;
   double round_trip() const { return produce + consume + submit + drain; }
-  double round_trip_nowake() const { return produce_nowake + consume + submit + drain_nowake; }
+  double round_trip_legacy() const { return produce_legacy + consume + submit + drain_legacy; }
 };
 
 class Bench {
@@ -128,7 +138,8 @@ class Bench {
     const int task_fd = bpf_map__fd(skel_->maps.tasks);
     const int decision_fd = bpf_map__fd(skel_->maps.decisions);
     std::string error;
-    channel_ = BpfChannel::open(task_fd, decision_fd, &consumed_, &wake_, &error);
+    // The wake flags live in the BPF object's .bss, as the shim's do.
+    channel_ = BpfChannel::open(task_fd, decision_fd, &consumed_, &skel_->bss->wake, &error);
     if (!channel_) die(error);
     lb_up_ = ring_buffer__new(task_fd, libbpf_copy, &sink_, nullptr);
     lb_down_ = user_ring_buffer__new(decision_fd, nullptr);
@@ -159,7 +170,7 @@ class Bench {
 
     for (std::size_t r = 0; r < rounds; ++r) {
       // --- The production path.
-      produce_chunk(batch, calls, 0, &produce, &produce_sys);
+      produce_chunk(batch, calls, kShim, &produce, &produce_sys);
 
       std::uint64_t t0 = now_ns();
       std::size_t got = 0;
@@ -176,11 +187,11 @@ class Bench {
       submit += static_cast<double>(now_ns() - t0);
       if (sent != chunk) die("submit: sent " + std::to_string(sent) + " of " + std::to_string(chunk));
 
-      drain_chunk(batch, calls, chunk, 0, &drain);
+      drain_chunk(batch, calls, chunk, kShim, &drain);
 
       // --- The same with plain libbpf in the userspace legs.
       double unused = 0;
-      produce_chunk(batch, calls, 0, &unused, &unused);
+      produce_chunk(batch, calls, kShim, &unused, &unused);
 
       sink_ = LibbpfSink{events_.data(), 0, batch};
       t0 = now_ns();
@@ -202,7 +213,7 @@ class Bench {
       }
       lb_submit += static_cast<double>(now_ns() - t0);
 
-      drain_chunk(batch, calls, chunk, 0, &unused);
+      drain_chunk(batch, calls, chunk, kShim, &unused);
     }
 
     const double n = static_cast<double>(rounds * chunk);
@@ -218,7 +229,7 @@ class Bench {
     Lockstep l;
     double unused = 0;
     for (std::size_t i = 0; i < iterations; ++i) {
-      produce_chunk(batch, 1, 0, &l.produce, &unused);
+      produce_chunk(batch, 1, kShim, &l.produce, &unused);
       std::uint64_t t0 = now_ns();
       const std::size_t got = channel_->receive(events);
       l.consume += static_cast<double>(now_ns() - t0) - clock_ns_;
@@ -228,21 +239,33 @@ class Bench {
       const std::size_t sent = channel_->send(decisions);
       l.submit += static_cast<double>(now_ns() - t0) - clock_ns_;
       if (sent != batch) die("lockstep submit: sent " + std::to_string(sent));
-      drain_chunk(batch, 1, batch, 0, &l.drain);
+      drain_chunk(batch, 1, batch, kShim, &l.drain);
     }
     for (std::size_t i = 0; i < iterations; ++i) {
-      produce_chunk(batch, 1, BPF_RB_NO_WAKEUP, &l.produce_nowake, &unused);
-      if (channel_->receive(events) != batch) die("lockstep consume (no wakeup)");
-      if (channel_->send(decisions) != batch) die("lockstep submit (no wakeup)");
-      drain_chunk(batch, 1, batch, BPF_RB_NO_WAKEUP, &l.drain_nowake);
+      produce_chunk(batch, 1, kLegacy, &l.produce_legacy, &unused);
+      if (channel_->receive(events) != batch) die("lockstep consume (legacy)");
+      if (channel_->send(decisions) != batch) die("lockstep submit (legacy)");
+      drain_chunk(batch, 1, batch, kLegacy, &l.drain_legacy);
     }
+    skel_->bss->wake.user_sleeping = 1;
+    const std::uint64_t forced = skel_->bss->nr_forced_wakeups;
+    for (std::size_t i = 0; i < iterations; ++i) {
+      produce_chunk(batch, 1, kShim, &l.produce_asleep, &unused);
+      if (channel_->receive(events) != batch) die("lockstep consume (asleep)");
+      if (channel_->send(decisions) != batch) die("lockstep submit (asleep)");
+      drain_chunk(batch, 1, batch, kShim, &unused);
+    }
+    skel_->bss->wake.user_sleeping = 0;
+    if (skel_->bss->nr_forced_wakeups - forced != iterations * batch)
+      die("asleep: expected a forced wakeup per record");
     const double n = static_cast<double>(iterations * batch);
     l.produce /= n;
     l.consume /= n;
     l.submit /= n;
     l.drain /= n;
-    l.produce_nowake /= n;
-    l.drain_nowake /= n;
+    l.produce_legacy /= n;
+    l.drain_legacy /= n;
+    l.produce_asleep /= n;
     return l;
   }
 
@@ -268,10 +291,10 @@ class Bench {
     empty_ns_ = static_cast<double>(now_ns() - t0) / kCalls;
   }
 
-  void produce_chunk(std::size_t batch, std::size_t calls, std::uint32_t flags, double* in_prog,
+  void produce_chunk(std::size_t batch, std::size_t calls, Wakeups mode, double* in_prog,
                      double* syscall) {
     const int fd = bpf_program__fd(skel_->progs.produce);
-    ProduceArgs args{static_cast<std::uint32_t>(batch), flags};
+    ProduceArgs args{static_cast<std::uint32_t>(batch), mode};
     const std::uint64_t before = skel_->bss->produce_ns;
     const std::uint64_t produced = skel_->bss->nr_produced;
     const std::uint64_t t0 = now_ns();
@@ -284,10 +307,10 @@ class Bench {
       die("produce: the task ring filled up");
   }
 
-  void drain_chunk(std::size_t batch, std::size_t calls, std::size_t chunk, std::uint32_t flags,
+  void drain_chunk(std::size_t batch, std::size_t calls, std::size_t chunk, Wakeups mode,
                    double* in_prog) {
     const int fd = bpf_program__fd(skel_->progs.drain);
-    DrainArgs args{static_cast<std::uint32_t>(batch), flags};
+    DrainArgs args{static_cast<std::uint32_t>(batch), mode};
     const std::uint64_t before = skel_->bss->drain_ns;
     const std::uint64_t drained = skel_->bss->nr_drained;
     for (std::size_t i = 0; i < calls; ++i) run(fd, &args, sizeof(args));
@@ -314,7 +337,6 @@ class Bench {
   transport_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
   volatile std::uint64_t consumed_ = 0;
-  zernel_wake_flags wake_{};
   ring_buffer* lb_up_ = nullptr;
   user_ring_buffer* lb_down_ = nullptr;
   LibbpfSink sink_;
@@ -450,20 +472,23 @@ int main(int argc, char** argv) {
                 (base - ours) / ours * 100);
   }
 
-  std::printf("\n### Lockstep (one batch at a time, rings empty between batches), ns/task\n\n");
-  std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | round trip | produce, no wakeup | drain, no wakeup | round trip, no wakeups |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("\n### Lockstep (one batch at a time, rings empty between batches), ns/task: the shim's "
+              "wakeup protocol with the dispatcher awake; then flags 0 on both helpers (before the "
+              "protocol); then produce while the dispatcher is asleep (a forced wakeup per record)\n\n");
+  std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | round trip | produce, flags 0 | drain, flags 0 | round trip, flags 0 | produce, dispatcher asleep |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = steps[i];
-    std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s | %s |\n", kBatches[i],
+    std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", kBatches[i],
                 ns_cell(col(v, [](const Lockstep& l) { return l.produce; })).c_str(),
                 ns_cell(col(v, [](const Lockstep& l) { return l.consume; })).c_str(),
                 ns_cell(col(v, [](const Lockstep& l) { return l.submit; })).c_str(),
                 ns_cell(col(v, [](const Lockstep& l) { return l.drain; })).c_str(),
                 ns_cell(col(v, [](const Lockstep& l) { return l.round_trip(); })).c_str(),
-                ns_cell(col(v, [](const Lockstep& l) { return l.produce_nowake; })).c_str(),
-                ns_cell(col(v, [](const Lockstep& l) { return l.drain_nowake; })).c_str(),
-                ns_cell(col(v, [](const Lockstep& l) { return l.round_trip_nowake(); })).c_str());
+                ns_cell(col(v, [](const Lockstep& l) { return l.produce_legacy; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.drain_legacy; })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.round_trip_legacy(); })).c_str(),
+                ns_cell(col(v, [](const Lockstep& l) { return l.produce_asleep; })).c_str());
   }
 
   std::printf("\n### Cross-check of the backlog produce leg, ns/task: in-program timing vs. whole "

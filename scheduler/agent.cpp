@@ -1,6 +1,7 @@
 #include "scheduler/agent.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -13,6 +14,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -39,10 +42,23 @@ struct Faults {
   std::uint64_t minor = 0, major = 0;
 };
 
-Faults faults_now() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return {static_cast<std::uint64_t>(ru.ru_minflt), static_cast<std::uint64_t>(ru.ru_majflt)};
+// Page faults of the dispatcher thread (fields 10 and 12 of /proc/self/task/TID/stat).
+// Only that thread must never fault: the control threads allocate (traces, metrics text),
+// and under mlockall(MCL_FUTURE) every new page they touch counts as a minor fault.
+Faults faults_of(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close_paren = stat.rfind(')');  // comm may contain spaces and parentheses
+  if (close_paren == std::string::npos) return {};
+  std::istringstream rest(stat.substr(close_paren + 2));
+  std::string field;
+  Faults f;
+  // After "pid (comm) ": state(3) ppid pgrp session tty_nr tpgid flags minflt(10) cminflt majflt(12)
+  for (int i = 3; i <= 12 && rest >> field; ++i) {
+    if (i == 10) f.minor = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 12) f.major = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return f;
 }
 
 std::uint64_t steady_ns() {
@@ -86,6 +102,7 @@ struct Session {
   std::unique_ptr<Dispatcher> dispatcher;
   DispatchObserver observer;
   Clock::time_point start;
+  pid_t dispatcher_tid = 0;
   Faults faults0;
 
   Policy* find(std::string_view name) const {
@@ -246,14 +263,40 @@ Outcome Agent::run_session(bool first) {
               static_cast<unsigned long long>(opts_.policy_cfg.slice_ns / 1000), s->dispatcher->batch_size());
   std::fflush(stdout);
   s->start = Clock::now();
-  s->faults0 = faults_now();
+  s->dispatcher_tid = gettid();  // this thread runs the dispatcher
   {
     std::lock_guard lock(mu_);
     session_ = s;
   }
 
   std::atomic<bool> done{false};
-  std::thread control([&] { control_loop(*s, done); });
+  // A small stack: under mlockall every page of it is resident, and creating it faults
+  // those pages in on this (the dispatcher's) thread, so fault counting starts after.
+  struct ControlArgs {
+    Agent* agent;
+    Session* session;
+    std::atomic<bool>* done;
+  } args{this, s.get(), &done};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t control;
+  const int err = pthread_create(
+      &control, &attr,
+      [](void* p) -> void* {
+        auto* a = static_cast<ControlArgs*>(p);
+        a->agent->control_loop(*a->session, *a->done);
+        return nullptr;
+      },
+      &args);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    std::fprintf(stderr, "zernel-scheduler: cannot start the control thread: %s\n", std::strerror(err));
+    std::lock_guard lock(mu_);
+    session_.reset();
+    return Outcome::kLoadFailed;
+  }
+  s->faults0 = faults_of(s->dispatcher_tid);
 
   const auto deadline = s->start + seconds(opts_.duration_s);
   Shim& shim = *s->shim;
@@ -265,7 +308,7 @@ Outcome Agent::run_session(bool first) {
   }
 
   done.store(true, std::memory_order_relaxed);
-  control.join();
+  pthread_join(control, nullptr);
   {
     std::lock_guard lock(mu_);
     session_.reset();
@@ -289,7 +332,7 @@ telemetry::StatsSnapshot Agent::stats(Session& s) const {
   snap.elapsed_s = std::chrono::duration<double>(Clock::now() - s.start).count();
   snap.shim = s.shim->read_stats();
   snap.dispatcher = s.dispatcher->counters();
-  const Faults f = faults_now();
+  const Faults f = faults_of(s.dispatcher_tid);
   snap.minor_faults = f.minor - s.faults0.minor;
   snap.major_faults = f.major - s.faults0.major;
   return snap;

@@ -17,6 +17,7 @@ void Dispatcher::adopt_pending_policy() {
   switches_.add(1);
   // The switch counts as done when the new policy has decided its first batch.
   mark_first_decision_ = true;
+  activate_pending_ = true;
 }
 
 DispatcherCounters Dispatcher::counters() const {

@@ -110,6 +110,7 @@ class Dispatcher {
   // (acquire exchange), so the policy object's state is visible before it is used.
   std::atomic<Policy*> pending_policy_{nullptr};
   bool mark_first_decision_ = false;
+  bool activate_pending_ = true;  // the initial policy is activated by the first batch too
   std::atomic<std::uint64_t> epoch_{0};
   std::atomic<std::uint64_t> first_decision_ns_{0};
 
@@ -128,6 +129,10 @@ std::size_t Dispatcher::run_once(KeepWaiting&& keep_waiting) {
   batches_.add(1);
 
   const std::span<Decision> decisions(decisions_.get(), n);
+  if (activate_pending_) {
+    activate_pending_ = false;
+    policy_->activate(events[0].enq_ns);
+  }
   const std::uint64_t t0 = now_ns();
   policy_->decide(events.first(n), decisions);
   const std::uint64_t t1 = now_ns();

@@ -20,14 +20,21 @@ Decision FairPolicy::decide_one(const TaskEvent& ev) {
 
   st.vruntime += scaled(ev.runtime_ns, ev.weight);
   // New tasks and long sleepers start one slice behind the clock: ahead of the tasks that
-  // have been running, but without the credit of all the time they were away.
-  const std::uint64_t floor = vclock_ > cfg_.slice_ns ? vclock_ - cfg_.slice_ns : 0;
-  st.vruntime = std::max(st.vruntime, floor);
+  // have been running, but without the credit of all the time they were away. Those
+  // placed at the floor queue behind each other (floor_cursor_): otherwise an endless
+  // stream of newcomers (a fork storm) would all sit at the same point, ahead of a task
+  // that has run, and starve it. Each placement moves the floor on by its request, so a
+  // waiting task is passed by at most ~2 slices' worth of newcomers.
+  const std::uint64_t clock_floor = vclock_ > cfg_.slice_ns ? vclock_ - cfg_.slice_ns : 0;
+  const std::uint64_t floor = std::max(clock_floor, floor_cursor_);
+  const bool placed = st.vruntime < floor;
+  if (placed) st.vruntime = floor;
   vclock_ = std::max(vclock_, st.vruntime);
 
   const bool short_burst = is_wakeup(ev) && ev.burst_ns < cfg_.slice_ns / 2;
   const std::uint64_t request =
       short_burst ? std::max<std::uint64_t>(ev.burst_ns, cfg_.min_slice_ns) : cfg_.slice_ns;
+  if (placed) floor_cursor_ = st.vruntime + scaled(request, ev.weight);
 
   Decision d{};
   d.pid = ev.pid;
@@ -38,6 +45,11 @@ Decision FairPolicy::decide_one(const TaskEvent& ev) {
   d.gen = ev.gen;
   d.flags = short_burst ? ZERNEL_DEC_PREEMPT : 0;
   return d;
+}
+
+void FairPolicy::activate(std::uint64_t now_ns) {
+  vclock_ = std::max(vclock_, now_ns);
+  floor_cursor_ = std::max(floor_cursor_, vclock_ > cfg_.slice_ns ? vclock_ - cfg_.slice_ns : 0);
 }
 
 void FairPolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out) {

@@ -8,7 +8,8 @@
 // hogs without any heuristics about what they are.
 //
 // Sleepers do not bank credit: a task's vruntime is clamped to at most one slice behind
-// the policy clock (the largest vruntime seen), as in CFS's place_entity().
+// the policy clock (the largest vruntime seen), as in CFS's place_entity(); tasks placed
+// there queue behind one another, so newcomers cannot starve a task that has run.
 //
 // Preemption: a wakeup whose last burst was shorter than half a slice carries
 // ZERNEL_DEC_PREEMPT. The shim kicks a CPU only if that CPU runs a task with a later key,
@@ -30,6 +31,10 @@ class FairPolicy final : public Policy {
 
   std::string_view name() const override { return "fair"; }
   void decide(std::span<const TaskEvent> in, std::span<Decision> out) override;
+  // Moves the virtual clock up to the shim clock: keys then sort after those of tasks
+  // queued earlier by another policy (fifo keys are enqueue times), and nobody keeps
+  // credit across the switch.
+  void activate(std::uint64_t now_ns) override;
 
   // Exposed for tests.
   std::uint64_t clock() const { return vclock_; }
@@ -44,6 +49,7 @@ class FairPolicy final : public Policy {
   PolicyConfig cfg_;
   TaskTable<TaskState> tasks_;
   std::uint64_t vclock_ = 0;  // the largest vruntime seen: the policy's notion of "now"
+  std::uint64_t floor_cursor_ = 0;  // where the next task placed at the floor queues
 };
 
 }  // namespace zernel

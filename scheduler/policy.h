@@ -28,6 +28,13 @@ class Policy {
 
   // Answers in[i] with out[i]. REQUIRES: out.size() >= in.size().
   virtual void decide(std::span<const TaskEvent> in, std::span<Decision> out) = 0;
+
+  // Called before the first batch a policy decides after it became active (at start and
+  // after every live switch), with the shim clock of that batch's first event. Ordering
+  // keys of all policies share one domain, the shim clock in ns, so that tasks queued
+  // under the previous policy are neither starved nor favoured by the next one: a policy
+  // whose keys are virtual re-anchors them at `now_ns` here.
+  virtual void activate(std::uint64_t now_ns) { (void)now_ns; }
 };
 
 // The policies this build knows, by name (`fair`, `fifo`); nullptr for an unknown name.

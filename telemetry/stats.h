@@ -20,7 +20,7 @@ struct StatsSnapshot {
   double elapsed_s = 0;
   ShimStats shim{};
   DispatcherCounters dispatcher{};
-  std::uint64_t minor_faults = 0;  // since attach: a userspace scheduler must not fault
+  std::uint64_t minor_faults = 0;  // of the dispatcher thread since attach: must stay 0
   std::uint64_t major_faults = 0;
   LatencySummary round_trip;          // enqueue -> decision applied in the kernel
   LatencySummary enqueue_to_running;  // enqueue -> running: what a task feels

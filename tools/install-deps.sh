@@ -19,10 +19,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  build-essential cmake pkg-config git ca-certificates zstd xz-utils cpio \
+  build-essential cmake pkg-config git ca-certificates zstd xz-utils cpio procps util-linux \
   clang-19 llvm-19 \
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev liburing-dev libcli11-dev zlib1g-dev \
-  qemu-system-x86 busybox-static stress-ng rt-tests \
+  qemu-system-x86 busybox-static stress-ng rt-tests libbpf-tools gnuplot-nox \
   python3 python3-prometheus-client
 apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   libbpf-dev bpftool libelf-dev linux-perf

@@ -13,7 +13,8 @@
 # it is stopped and the machine stays on EEVDF; nothing here can leave a half-attached
 # scheduler behind, and SysRq-S (the kernel's own "back to EEVDF") is the last resort.
 #
-# The old scheduler's process: for zernel the pidfile $ZERNEL_RUN_DIR/scheduler.pid if it
+# The old scheduler's process: the one this script started ($ZERNEL_RUN_DIR/started.pid), or
+# for zernel the pidfile $ZERNEL_RUN_DIR/scheduler.pid if it
 # names a live zernel-scheduler; else pgrep -x of the name in root/ops (and scx_<name>);
 # else any process whose executable has that name.
 #
@@ -32,6 +33,9 @@ SYSRQ=${ZERNEL_SYSRQ:-/proc/sysrq-trigger}
 STOP_MS=${ZERNEL_STOP_TIMEOUT_MS:-5000}
 START_MS=${ZERNEL_START_TIMEOUT_MS:-10000}
 PIDFILE=$RUN/scheduler.pid
+# Any scheduler this script started: "<pid> <ops name>", so it can be found again even
+# when its binary is not named after its ops (zernel-tiny loads zernel_tiny).
+STARTED=$RUN/started.pid
 USAGE="zernel-switch.sh eevdf | zernel [ARGS...] | exec BINARY [ARGS...]"
 
 die() { echo "zernel-switch: $*" >&2; exit 1; }
@@ -82,6 +86,13 @@ find_pid() {
   local name=$1 cand names d
   names=("$name" "scx_$name")
   [ "$name" = zernel ] && names=(zernel-scheduler "${names[@]}")
+  if [ -r "$STARTED" ]; then
+    local sname=
+    read -r pid sname <"$STARTED"
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [ "$sname" = "$name" ] && alive "$pid"; then
+      found_by="$STARTED"; return 0
+    fi
+  fi
   if [ "$name" = zernel ] && [ -r "$PIDFILE" ]; then
     read -r pid <"$PIDFILE"
     if [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" && [ "$(exe_name "$pid")" = zernel-scheduler ]; then
@@ -202,6 +213,7 @@ if ! wait_state enabled "$START_MS" "$new_pid"; then
   die "$new $why (last log line: ${last:-none}); fix: see $log; the machine is on EEVDF (state $(state))$back"
 fi
 name=$(ops); [ -n "$name" ] || name=$new
+echo "$new_pid $name" >"$STARTED"
 echo "zernel-switch: started $name (pid $new_pid, log $log)"
 if [ "$old" = eevdf ]; then
   echo "switch: eevdf -> $name: attached in $((seen_ms - start_t0)) ms"

@@ -1,13 +1,27 @@
 #!/bin/sh
 # Guest side of bench/vm/run.sh: EEVDF and each zernel policy on the same workloads, in one
 # boot, rounds interleaved (eevdf fair fifo, eevdf fair fifo, ...), so drift hits all alike.
-# Prints "RESULT sched=S round=R metric=M value=V" lines for the host to aggregate.
+# Prints "RESULT sched=S round=R metric=M value=V" lines for the host to aggregate, and
+# leaves raw files in /share (the host's --share directory, when mounted):
+#   cyclictest-S-R.txt   the wakeup-latency histogram of each round (non-zero buckets only)
+#   runqlat-S.txt        runqlat (Debian libbpf-tools) over the latency-agreement window
+#   zstatus-S.txt        `zernelctl status` of the scheduler at the end of that window
+#
+# Latency agreement (after the rounds): for each scheduler, a fresh zernel-scheduler (so its
+# cumulative enqueue->running histogram covers only this window), runqlat started before the
+# workload and stopped after it, then `zernelctl status`. runqlat times wakeup or preemption
+# -> switch-in from the kernel's own tracepoints; it does not trust any of our code.
 ROUNDS=${ZERNEL_BENCH_ROUNDS:-3}
 SCHEDS=${ZERNEL_BENCH_SCHEDS:-eevdf fair fifo}
 NCPU=$(nproc)
 
 wait_state() { i=0; while [ "$(cat /sys/kernel/sched_ext/state)" != "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; }
 res() { echo "RESULT sched=$1 round=$2 metric=$3 value=$4"; }
+
+OUT=/tmp/bench-out
+mkdir -p /share "$OUT"
+if mount -t 9p -o trans=virtio,version=9p2000.L share /share 2>/dev/null; then OUT=/share; fi
+echo "bench: raw files in $OUT"
 
 # p50 and p99 (us) of a cyclictest histogram ("NNNNNN CCCCCC" lines; zero padded numbers are
 # stripped first because busybox awk reads them as octal).
@@ -21,33 +35,81 @@ hist_pct() {
                print p50, p99 }'
 }
 
+# p50 and p99 (us) of a runqlat log2 histogram ("  lo -> hi : count |***|"), linear within
+# the bucket that crosses the quantile.
+runqlat_pct() {
+  awk '$2 == "->" && $4 == ":" { lo[n] = $1; hi[n] = $3; c[n] = $5; tot += $5; n++ }
+       END { if (!tot) { print "", ""; exit }
+             split("0.50 0.99", q, " ")
+             for (k = 1; k <= 2; k++) { want = tot * q[k]; s = 0
+               for (i = 0; i < n; i++) { if (s + c[i] >= want) {
+                   v[k] = lo[i] + (hi[i] + 1 - lo[i]) * (want - s) / c[i]; break }
+                 s += c[i] } }
+             printf "%.1f %.1f\n", v[1], v[2] }' "$1"
+}
+
+start_zernel() { # policy log
+  zernel-scheduler -p "$1" >"$2" 2>&1 &
+  ZPID=$!
+  wait_state enabled
+  [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || { echo "BENCH ERROR: $1 did not attach"; cat "$2"; exit 1; }
+}
+stop_zernel() { # policy log
+  kill -INT "$ZPID"; wait "$ZPID"
+  rc=$?
+  [ $rc = 0 ] || { echo "BENCH ERROR: $1 exited $rc"; cat "$2"; exit 1; }
+  wait_state disabled
+  ZPID=
+}
+
 for r in $(seq 1 "$ROUNDS"); do
   for s in $SCHEDS; do
     ZPID=
-    if [ "$s" != eevdf ]; then
-      zernel-scheduler -p "$s" >/tmp/z-$s-$r.log 2>&1 &
-      ZPID=$!
-      wait_state enabled
-      [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || { echo "BENCH ERROR: $s did not attach"; cat /tmp/z-$s-$r.log; exit 1; }
-    fi
+    [ "$s" = eevdf ] || start_zernel "$s" /tmp/z-$s-$r.log
     t=$(hackbench -g 4 -l 100 2>&1 | sed -n 's/^Time: //p'); res "$s" "$r" hackbench_s "$t"
     t=$(perf bench sched messaging -g 4 -l 100 2>&1 | sed -n 's/.*Total time: *\([0-9.]*\).*/\1/p'); res "$s" "$r" messaging_s "$t"
     t=$(perf bench sched pipe -l 20000 2>&1 | sed -n 's/^ *\([0-9.]*\) usecs\/op.*/\1/p'); res "$s" "$r" pipe_us_per_op "$t"
     t=$(stress-ng --cpu "$NCPU" --timeout 5s --metrics-brief 2>&1 | awk '/metrc:.* cpu /{print $(NF-1)}'); res "$s" "$r" stressng_cpu_ops_per_s "$t"
     # Wakeup latency of a SCHED_OTHER thread (no -p: RT never goes through sched_ext) while
-    # CPU hogs occupy every CPU.
+    # CPU hogs occupy every CPU. The histogram (non-zero buckets) is kept for CDF plots.
     stress-ng --cpu "$NCPU" --timeout 8s >/dev/null 2>&1 &
     HOGS=$!
     sleep 0.5
-    set -- $(cyclictest -q -t 1 -i 1000 -l 3000 -h 100000 2>/dev/null | hist_pct)
+    cyclictest -q -t 1 -i 1000 -l 3000 -h 100000 2>/dev/null |
+      awk '/^[0-9]+ / { if ($2 + 0 > 0) print; next } { print }' >"$OUT/cyclictest-$s-$r.txt"
+    set -- $(hist_pct <"$OUT/cyclictest-$s-$r.txt")
     res "$s" "$r" wakeup_p50_us "$1"; res "$s" "$r" wakeup_p99_us "$2"
     kill $HOGS 2>/dev/null; wait $HOGS 2>/dev/null
-    if [ -n "$ZPID" ]; then
-      kill -INT $ZPID; wait $ZPID
-      rc=$?
-      [ $rc = 0 ] || { echo "BENCH ERROR: $s exited $rc"; cat /tmp/z-$s-$r.log; exit 1; }
-      wait_state disabled
-    fi
+    [ -z "$ZPID" ] || stop_zernel "$s" /tmp/z-$s-$r.log
   done
+done
+
+# Latency agreement: the scheduler's own enqueue->running histogram vs. runqlat, same window.
+# Workload: hackbench (wakeups between many tasks) then the wakeup test under CPU hogs
+# (slice expiries and preemptions).
+for s in $SCHEDS; do
+  ZPID=
+  [ "$s" = eevdf ] || start_zernel "$s" /tmp/z-lat-$s.log
+  runqlat >"$OUT/runqlat-$s.txt" 2>&1 &
+  RQ=$!
+  i=0; while ! grep -q Tracing "$OUT/runqlat-$s.txt" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+  grep -q Tracing "$OUT/runqlat-$s.txt" || { echo "BENCH ERROR: runqlat did not start"; cat "$OUT/runqlat-$s.txt"; exit 1; }
+  hackbench -g 4 -l 100 >/dev/null 2>&1
+  stress-ng --cpu "$NCPU" --timeout 4s >/dev/null 2>&1 &
+  HOGS=$!
+  sleep 0.3
+  cyclictest -q -t 1 -i 1000 -l 2000 >/dev/null 2>&1
+  wait $HOGS 2>/dev/null
+  kill -INT $RQ; wait $RQ
+  set -- $(runqlat_pct "$OUT/runqlat-$s.txt")
+  res "$s" 0 runqlat_p50_us "$1"; res "$s" 0 runqlat_p99_us "$2"
+  if [ -n "$ZPID" ]; then
+    zernelctl status >"$OUT/zstatus-$s.txt" 2>&1
+    cat "$OUT/zstatus-$s.txt"
+    run=$(sed -n 's/.* run_us=\([0-9.]*\)\/\([0-9.]*\)\/\([0-9.]*\).*/\1 \2 \3/p' "$OUT/zstatus-$s.txt")
+    set -- $run
+    res "$s" 0 own_run_p50_us "$1"; res "$s" 0 own_run_p99_us "$2"; res "$s" 0 own_run_max_us "$3"
+    stop_zernel "$s" /tmp/z-lat-$s.log
+  fi
 done
 echo "BENCH DONE"

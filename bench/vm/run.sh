@@ -1,51 +1,42 @@
 #!/usr/bin/env bash
-# End-to-end comparison in the VM: EEVDF vs each zernel policy, one boot, interleaved rounds.
-# Prints a markdown table (min and median of the rounds, ratio of medians to EEVDF).
-# Usage: sudo bench/vm/run.sh [--rounds N] [--cpus N] [--tcg multi|single]
+# End-to-end comparison in the VM: EEVDF vs each zernel policy, one boot, interleaved rounds
+# (bench/vm/compare.sh), plus the latency-agreement block (the scheduler's own
+# enqueue->running histogram next to runqlat from Debian's libbpf-tools).
+# Prints markdown tables (bench/report.py compare): min and median of the rounds, ratio of
+# medians to EEVDF. Keeps the console log as OUT/vm-compare.log and the guest's raw files
+# (cyclictest histograms, runqlat, zernelctl status) in OUT/raw/.
+# Usage: bench/vm/run.sh [--rounds N] [--cpus N] [--tcg multi|single] [--out DIR]
 # Multi-threaded TCG by default (parallel vCPUs, closer to hardware); a guest that dies is
-# retried once and reported.
+# retried once and reported. Needs /usr/sbin/runqlat (apt-get install libbpf-tools).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-rounds=3 cpus=2 tcg=multi
+rounds=3 cpus=2 tcg=multi out=$top/bench/results
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --tcg) tcg=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
     *) echo "bench/vm/run.sh: unknown option $1; fix: see the usage line in $0" >&2; exit 2 ;;
   esac
 done
 bin=${ZERNEL_BIN:-$top/build/zernel-scheduler}
-[ -x "$bin" ] || { echo "bench/vm/run.sh: $bin not built; fix: tools/build.sh" >&2; exit 1; }
-log=$(mktemp /tmp/zernel-bench-XXXXXX.log)
+ctl=${ZERNELCTL_BIN:-$top/build/zernelctl}
+[ -x "$bin" ] && [ -x "$ctl" ] || { echo "bench/vm/run.sh: $bin or $ctl not built; fix: tools/build.sh" >&2; exit 1; }
+[ -x /usr/sbin/runqlat ] || { echo "bench/vm/run.sh: /usr/sbin/runqlat missing; fix: apt-get install libbpf-tools (or tools/install-deps.sh)" >&2; exit 1; }
+mkdir -p "$out/raw"
+chmod 777 "$out/raw"
+rm -f "$out"/raw/cyclictest-*.txt "$out"/raw/runqlat-*.txt "$out"/raw/zstatus-*.txt
+log=$out/vm-compare.log
 for attempt in 1 2; do
   rc=0
-  "$top/tests/vm/run-vm.sh" --cpus "$cpus" --mem 2048 --tcg "$tcg" --timeout 1500 \
-    --bin "$bin:/usr/bin/zernel-scheduler" --append "ZERNEL_BENCH_ROUNDS=$rounds" \
-    -- "$top/bench/vm/compare.sh" >"$log" 2>&1 || rc=$?
+  "$top/tests/vm/run-vm.sh" --cpus "$cpus" --mem 2048 --tcg "$tcg" --timeout 1800 --log "$log" \
+    --share "$out/raw" --bin "$bin:/usr/bin/zernel-scheduler" --bin "$ctl:/usr/bin/zernelctl" \
+    --bin /usr/sbin/runqlat --append "ZERNEL_BENCH_ROUNDS=$rounds" \
+    -- "$top/bench/vm/compare.sh" >/dev/null 2>"$log.err" || rc=$?
   [ $rc -eq 2 ] || break
-  echo "bench/vm/run.sh: guest died (attempt $attempt): $(grep 'VM DIED' "$log" | head -n1)" >&2
+  echo "bench/vm/run.sh: guest died (attempt $attempt): $(grep 'VM DIED' "$log.err" | head -n1)" >&2
 done
-[ $rc -eq 0 ] || { echo "bench/vm/run.sh: VM run failed (rc=$rc), log: $log" >&2; grep -E 'BENCH ERROR|VM DIED' "$log" >&2 || true; exit 1; }
-echo "VM: $cpus vCPUs, TCG $tcg, $rounds interleaved rounds, kernel $(sed -n 's/^run-vm: kernel \([^,]*\),.*/\1/p' "$log"); log $log"
-python3 - "$log" <<'PY'
-import re, statistics, sys
-rows = {}
-for line in open(sys.argv[1], errors="replace"):
-    m = re.search(r"RESULT sched=(\S+) round=(\d+) metric=(\S+) value=(\S*)", line)
-    if m and m.group(4):
-        rows.setdefault((m.group(3), m.group(1)), []).append(float(m.group(4)))
-metrics = ["hackbench_s", "messaging_s", "pipe_us_per_op", "stressng_cpu_ops_per_s", "wakeup_p50_us", "wakeup_p99_us"]
-scheds = [s for s in ["eevdf", "fair", "fifo"] if any(k[1] == s for k in rows)]
-print("| metric | " + " | ".join(f"{s} min / median" for s in scheds) + " | " + " | ".join(f"{s}/eevdf" for s in scheds[1:]) + " |")
-print("|---" * (1 + 2 * len(scheds) - 1) + "|")
-for m in metrics:
-    cells, ratio = [], []
-    base = statistics.median(rows.get((m, "eevdf"), [float("nan")]))
-    for s in scheds:
-        v = rows.get((m, s), [])
-        cells.append(f"{min(v):g} / {statistics.median(v):g}" if v else "-")
-        if s != "eevdf":
-            ratio.append(f"{statistics.median(v) / base:.2f}x" if v and base else "-")
-    print(f"| {m} | " + " | ".join(cells) + " | " + " | ".join(ratio) + " |")
-PY
+[ $rc -eq 0 ] || { echo "bench/vm/run.sh: VM run failed (rc=$rc), log: $log" >&2; grep -E 'BENCH ERROR|VM DIED' "$log" "$log.err" >&2 || true; exit 1; }
+echo "VM: $cpus vCPUs, TCG $tcg, $rounds interleaved rounds, kernel $(sed -n 's/^run-vm: kernel \([^,]*\),.*/\1/p' "$log.err"); log $log"
+python3 "$top/bench/report.py" compare "$out"

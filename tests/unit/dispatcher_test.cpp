@@ -93,6 +93,26 @@ TEST(Dispatcher, PolicySwitchTakesEffectAtTheNextBatch) {
   EXPECT_EQ(d.counters().policy_switches, 1u);
 }
 
+TEST(Dispatcher, SwitchReanchorsVirtualKeysAfterQueuedFifoKeys) {
+  // Tasks queued under fifo carry their enqueue time as key; after a switch to fair, new
+  // keys must not sort ahead of all of them (they would starve until the queue empties).
+  FakeChannel ch;
+  FifoPolicy fifo({});
+  FairPolicy fair({});
+  Dispatcher d(ch, fifo, 4);
+  TaskEvent old = make_event(1);
+  old.enq_ns = 50'000'000'000;  // 50 s of uptime
+  ch.push(old);
+  d.run_once();
+  d.request_policy(fair);
+  TaskEvent next = make_event(2);
+  next.enq_ns = 50'001'000'000;  // 1 ms later
+  ch.push(next);
+  d.run_once();
+  ASSERT_EQ(ch.sent.size(), 2u);
+  EXPECT_GT(ch.sent[1].vtime, ch.sent[0].vtime);
+}
+
 TEST(Dispatcher, SwitchRequestedWhileIdleCompletesWithTheNextTask) {
   FakeChannel ch;
   FairPolicy fair({});
