@@ -1,3 +1,4 @@
+#include "scheduler/text_parse.h"
 #include "scheduler/gpu_source.h"
 
 #include <dlfcn.h>
@@ -40,15 +41,6 @@ constexpr nvmlReturn_t kNvmlInsufficientSize = 7;
 template <typename Fn>
 Fn symbol(void* handle, const char* name) {
   return reinterpret_cast<Fn>(dlsym(handle, name));
-}
-
-// std::from_chars over a whole token: trailing garbage ("12x") is a failure.
-template <typename T>
-std::optional<T> parse_number(std::string_view s) {
-  T v{};
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 std::vector<std::string_view> split_ws(std::string_view line) {

@@ -1,3 +1,4 @@
+#include "scheduler/text_parse.h"
 #include "scheduler/ml_process.h"
 
 #include <algorithm>
@@ -21,14 +22,6 @@ std::optional<std::string> read_file(const std::filesystem::path& path) {
   text << in.rdbuf();
   if (in.bad()) return std::nullopt;
   return std::move(text).str();
-}
-
-template <typename T>
-std::optional<T> parse_number(std::string_view s) {
-  T v{};
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 std::string_view trim(std::string_view s) {

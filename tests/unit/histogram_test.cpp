@@ -9,29 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/alloc_counter.h"
 #include "telemetry/histogram.h"
 
-// Every allocation in this binary goes through here, so a test can prove that record()
-// allocates nothing (gtest itself allocates, hence counting only around the code under test).
-namespace {
-std::atomic<std::uint64_t> g_allocations{0};
-}
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-// Out of line: GCC's -Wmismatched-new-delete, seeing free() inlined on memory from `new`,
-// would not know that this operator new is malloc.
-namespace {
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
 
 namespace zernel::telemetry {
 namespace {
@@ -207,7 +187,7 @@ TEST(LatencyHistogram, CountLeIsCumulativeAndConservative) {
 TEST(LatencyHistogram, RecordNeverAllocates) {
   LatencyHistogram h;
   LatencySnapshot s;
-  const std::uint64_t before = g_allocations.load();
+  const std::uint64_t before = ::zernel::testing::allocations_so_far();
   std::uint64_t v = 1;
   for (int i = 0; i < 1'000'000; ++i) {
     h.record(v);
@@ -215,7 +195,7 @@ TEST(LatencyHistogram, RecordNeverAllocates) {
     v >>= (v & 63);
   }
   h.snapshot_into(s);
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(::zernel::testing::allocations_so_far(), before);
   EXPECT_EQ(s.count(), 1'000'000u);
 }
 

@@ -8,7 +8,7 @@ if(NOT ZERNEL_SYSTEM_PYTHON3)
   find_program(ZERNEL_SYSTEM_PYTHON3 NAMES python3 REQUIRED)
 endif()
 
-zernel_unit_test(histogram_test unit/histogram_test.cpp)
+zernel_unit_test(histogram_test unit/histogram_test.cpp unit/alloc_counter.cpp)
 target_link_libraries(histogram_test PRIVATE zernel_telemetry)
 
 # The exporter's text goes through prometheus_client's parser (a parser we did not write).
@@ -22,6 +22,6 @@ zernel_unit_test(http_server_test unit/http_server_test.cpp)
 target_link_libraries(http_server_test PRIVATE zernel_telemetry)
 
 # The trace file goes through Python's json module.
-zernel_unit_test(trace_test unit/trace_test.cpp)
+zernel_unit_test(trace_test unit/trace_test.cpp unit/alloc_counter.cpp)
 target_link_libraries(trace_test PRIVATE zernel_telemetry)
 target_compile_definitions(trace_test PRIVATE ZERNEL_PYTHON3="${ZERNEL_SYSTEM_PYTHON3}")

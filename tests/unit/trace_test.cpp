@@ -9,28 +9,9 @@
 #include <string>
 #include <thread>
 
+#include "tests/unit/alloc_counter.h"
 #include "telemetry/trace.h"
 
-// Counts allocations so a test can prove that recording allocates nothing.
-namespace {
-std::atomic<std::uint64_t> g_allocations{0};
-}
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-// Out of line: GCC's -Wmismatched-new-delete, seeing free() inlined on memory from `new`,
-// would not know that this operator new is malloc.
-namespace {
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
 
 namespace zernel::telemetry {
 namespace {
@@ -139,10 +120,10 @@ assert names == ['caf\u00e9\u0001\ufffd\ufffd\ufffd'], ascii(names)
 
 TEST(TraceRecorder, RecordingNeverAllocates) {
   TraceRecorder rec(1'000, 16);
-  const std::uint64_t before = g_allocations.load();
+  const std::uint64_t before = ::zernel::testing::allocations_so_far();
   for (int i = 0; i < 5'000; ++i) rec.record(ev(static_cast<std::uint64_t>(i), i % 50, 1, i % 4, TraceKind::Running));
   for (int i = 0; i < 100; ++i) rec.name_thread(i, 1, "worker-with-a-long-name");
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(::zernel::testing::allocations_so_far(), before);
   EXPECT_EQ(rec.dropped(), 4'000u);
   EXPECT_EQ(rec.names_dropped(), 84u);
 }

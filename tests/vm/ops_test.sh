@@ -29,6 +29,7 @@ for name in zernel_scheduler_tasks zernel_scheduler_decisions_total zernel_sched
   grep -q "^$name" "$share/metrics.txt" || { echo "FAIL: /metrics lacks $name"; exit 1; }
 done
 echo "PASS: /metrics parsed by prometheus_client and has the product's metric names"
+grep -E '^zernel_scheduler_(tasks|decisions_total|phase_transitions_total|phase_tasks|phase_time_pct|dispatches_total|page_faults_total|build_info|policy_info|ring_used_bytes)|^zernel_scheduler_dispatch_latency_seconds_(sum|count)' "$share/metrics.txt"
 "$py" - "$share/trace.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
