@@ -10,8 +10,8 @@
  *  - The dispatcher thread runs from a dedicated queue that every CPU serves first, and its
  *    wakeup kicks a CPU. A userspace scheduler that waits behind the tasks it schedules
  *    deadlocks.
- *  - Per-CPU kernel threads go straight to their CPU's local queue: they are pinned, short,
- *    and page faults of the dispatcher itself may wait on them.
+ *  - Per-CPU kernel threads go straight to their CPU's local queue, and kswapd, kcompactd
+ *    and khugepaged to the agent's queue: page faults of the dispatcher may wait on them.
  *  - A task whose message does not fit in the ring (congested) or that arrives while the
  *    dispatcher has stopped consuming (a stall timer notices) goes to a FIFO fallback queue,
  *    counted. When the timer declares a stall, the tasks already handed to userspace are
@@ -63,13 +63,18 @@ enum zernel_dsq {
 	SHARED_DSQ = 1ULL << 32,
 	FALLBACK_DSQ,
 	USERSCHED_DSQ,
+	AGENT_DSQ,
 };
 
 /* Tunables, set by the loader before load. */
-/* The dispatcher thread (a thread id). Only it is privileged: the agent's other threads
- * (control, metrics, zernelctl requests) are ordinary tasks, scheduled through userspace,
- * so that control-path work can never delay the dispatcher in its own queue. */
+/* The dispatcher thread (a thread id) and its process. The dispatcher has a queue of its
+ * own that every CPU serves first. The agent's other threads (control, metrics, zernelctl
+ * requests) have the next queue: they must not go through userspace either, because the
+ * dispatcher can block on them (a page fault waits for mmap_lock, which a control thread
+ * may hold while allocating) and they would then wait for the dispatcher: a cycle only the
+ * stall timer would break. Served second, they can never delay the dispatcher itself. */
 const volatile __s32 usersched_pid;
+const volatile __s32 usersched_tgid;
 const volatile __u32 nr_cpus = 1;                 /* nr_cpu_ids */
 const volatile __u64 slice_dfl_ns = 5000000;      /* fallback/kernel-dispatched slice */
 const volatile __u64 stall_timeout_ns = 250000000;/* no consumption this long = stalled */
@@ -173,9 +178,32 @@ static __always_inline bool is_usersched(const struct task_struct *p)
 	return p->pid == usersched_pid;
 }
 
-static __always_inline bool is_percpu_kthread(const struct task_struct *p)
+static __always_inline bool is_agent_thread(const struct task_struct *p)
 {
-	return (p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1;
+	return p->tgid == usersched_tgid;
+}
+
+static __always_inline bool has_prefix(const char *comm, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (comm[i] != prefix[i])
+			return false;
+	return true;
+}
+
+/* Kernel threads the dispatcher itself may wait on. Per-CPU kthreads (kworkers, ksoftirqd)
+ * and the memory-management threads: a page fault of the dispatcher can wait for a page
+ * that kcompactd is migrating, or for kswapd to free memory. Seen in the VM: the
+ * dispatcher faulted on a page under migration while kcompactd waited in the ring for
+ * the dispatcher, until the stall timer broke the cycle 250 ms later. */
+static __always_inline bool is_kernel_critical(const struct task_struct *p)
+{
+	if (!(p->flags & PF_KTHREAD))
+		return false;
+	if (p->nr_cpus_allowed == 1)
+		return true;
+	return has_prefix(p->comm, "kswapd", 6) || has_prefix(p->comm, "kcompactd", 9) ||
+	       has_prefix(p->comm, "khugepaged", 10);
 }
 
 /* Wake an idle CPU allowed for @p so that it comes to ops.dispatch. */
@@ -242,9 +270,20 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	if (is_percpu_kthread(p)) {
-		zernel_insert(p, SCX_DSQ_LOCAL, slice_dfl_ns, enq_flags);
+	if (is_kernel_critical(p)) {
+		/* Pinned ones on their CPU; the others wherever the kernel finds room. */
+		zernel_insert(p, p->nr_cpus_allowed == 1 ? SCX_DSQ_LOCAL : AGENT_DSQ, slice_dfl_ns,
+			      enq_flags);
 		STAT_INC(nr_kernel_dispatched);
+		if (p->nr_cpus_allowed != 1)
+			kick_idle_for(p);
+		return;
+	}
+
+	if (is_agent_thread(p)) {
+		zernel_insert(p, AGENT_DSQ, slice_dfl_ns, enq_flags);
+		STAT_INC(nr_kernel_dispatched);
+		kick_idle_for(p);
 		return;
 	}
 
@@ -444,6 +483,8 @@ void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 
 	if (zernel_move_to_local(USERSCHED_DSQ))
 		return;
+	if (zernel_move_to_local(AGENT_DSQ))
+		return;
 	if (rescue_pending)
 		rescue_stalled();
 
@@ -584,6 +625,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(zernel_init)
 		ret = scx_bpf_create_dsq(FALLBACK_DSQ, -1);
 	if (!ret)
 		ret = scx_bpf_create_dsq(USERSCHED_DSQ, -1);
+	if (!ret)
+		ret = scx_bpf_create_dsq(AGENT_DSQ, -1);
 	if (ret)
 		return ret;
 	bpf_for(i, 0, nr_cpus) {

@@ -78,6 +78,15 @@ void lock_memory() {
                  std::strerror(errno));
 }
 
+// The dispatcher thread must never page-fault: a fault takes mmap_lock, which a control
+// thread may hold for writing (a large allocation or free) while it waits to be scheduled
+// by this very dispatcher. Seen in the VM as a 250 ms stall the shim had to break. Grow
+// and populate the stack now, after mlockall(MCL_FUTURE), so it never grows by a fault.
+[[gnu::noinline]] void prefault_stack() {
+  volatile char pages[512 * 1024];
+  for (std::size_t i = 0; i < sizeof(pages); i += 4096) pages[i] = 0;
+}
+
 // Threads in the system (the 4th field of /proc/loadavg is "runnable/total"): with
 // switch_all, every one of them is scheduled through us.
 std::uint64_t system_tasks() {
@@ -258,6 +267,7 @@ Outcome Agent::run_session(bool first) {
   s->dispatcher = std::make_unique<Dispatcher>(*s->channel, *initial, opts_.batch);
   s->dispatcher->set_observer(&s->observer);
   if (first) lock_memory();
+  prefault_stack();
 
   std::printf("zernel-scheduler: attached (policy %s, slice %llu us, batch %zu)\n", policy_name.c_str(),
               static_cast<unsigned long long>(opts_.policy_cfg.slice_ns / 1000), s->dispatcher->batch_size());

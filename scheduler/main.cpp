@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   opts.shim.stall_timeout_ns = stall_ms * 1'000'000;
   // The agent runs the dispatcher on this (the main) thread.
   opts.shim.dispatcher_tid = gettid();
+  opts.shim.agent_tgid = getpid();
   opts.metrics = !no_metrics;
 
   if (wait_free_s > 0 && geteuid() == 0) zernel::wait_until_free(sysfs, wait_free_s);

@@ -32,6 +32,7 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
     return nullptr;
   }
   s->rodata->usersched_pid = opts.dispatcher_tid;
+  s->rodata->usersched_tgid = opts.agent_tgid;
   s->rodata->nr_cpus = static_cast<std::uint32_t>(nr_cpus);
   s->rodata->slice_dfl_ns = opts.slice_dfl_ns;
   s->rodata->stall_timeout_ns = opts.stall_timeout_ns;

@@ -19,6 +19,7 @@ namespace zernel {
 
 struct ShimOptions {
   pid_t dispatcher_tid = 0;  // the dispatcher thread: dispatched in the kernel, served first
+  pid_t agent_tgid = 0;      // the agent's other threads: dispatched in the kernel, served next
   std::uint64_t slice_dfl_ns = 5'000'000;   // slice of kernel-dispatched and fallback tasks
   std::uint64_t stall_timeout_ns = 250'000'000;  // no consumption this long: bypass
   std::uint32_t task_ring_bytes = 4u << 20;      // power of two, >= page size
