@@ -7,10 +7,16 @@
 # Usage: bench/plots.sh [DIR]   (default bench/results; needs gnuplot: apt-get install gnuplot-nox)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-d=${1:-$top/bench/results}
+d=$(cd "${1:-$top/bench/results}" && pwd)
 command -v gnuplot >/dev/null || { echo "plots.sh: gnuplot not found; fix: apt-get install gnuplot-nox" >&2; exit 1; }
 cd "$d"
-term='set terminal svg size 800,480 dynamic enhanced font "sans,12" background "white"'
+# ZERNEL_PLOT_FORMAT=png draws PNGs instead (pngcairo), e.g. to look at them in a viewer.
+ext=${ZERNEL_PLOT_FORMAT:-svg}
+if [ "$ext" = png ]; then
+  term='set terminal pngcairo size 800,480 enhanced font "sans,10" background rgb "white"'
+else
+  term='set terminal svg size 800,480 dynamic enhanced font "sans,12" background "white"'
+fi
 
 if ls cdf-*.dat >/dev/null 2>&1; then
   plot=""
@@ -19,7 +25,7 @@ if ls cdf-*.dat >/dev/null 2>&1; then
   done
   gnuplot <<G
 $term
-set output 'latency-cdf.svg'
+set output 'latency-cdf.$ext'
 set title 'Wakeup latency of a SCHED\_OTHER thread under stress-ng --cpu NCPU (cyclictest, all rounds)'
 set xlabel 'latency (us, log scale)'
 set ylabel 'fraction of wakeups <= x'
@@ -32,20 +38,21 @@ G
 fi
 
 if [ -f ratios.dat ]; then
-  gnuplot <<'G'
-set terminal svg size 800,480 dynamic enhanced font "sans,12" background "white"
-set output 'ratios.svg'
+  gnuplot <<G
+$term
+set output 'ratios.$ext'
 set title 'zernel / EEVDF (medians). Time metrics: lower is better; stress-ng ops/s: higher is better'
 set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set ylabel 'ratio to EEVDF'
+set bmargin 4
 set yrange [0:*]
 set grid ytics
 set key top left
-plot 'ratios.dat' using 2:xtic(1) title 'fair', '' using 3 title 'fifo', \
-     1 with lines lc rgb 'black' dt 2 title 'EEVDF = 1', \
+plot 'ratios.dat' using 2:xtic(1) title 'fair', '' using 3 title 'fifo', \\
+     1 with lines lc rgb 'black' dt 2 title 'EEVDF = 1', \\
      '' using 0:4 with points pt 7 ps 1.2 lc rgb 'red' title 'target'
 G
 fi
@@ -57,7 +64,7 @@ if [ -f scaling.dat ]; then
   for h in $hdr; do plot+="${plot:+, }'scaling.dat' using 1:$i with linespoints lw 2 pt 7 title '${h#ns_}'"; i=$((i+1)); done
   gnuplot <<G
 $term
-set output 'scaling-tasks.svg'
+set output 'scaling-tasks.$ext'
 set title 'Dispatcher CPU per decision vs. tasks (policy fair, TCG)'
 set xlabel 'tasks (log scale)'
 set ylabel 'ns of dispatcher CPU per decision'
@@ -71,7 +78,7 @@ G
   for h in $hdr; do plot+="${plot:+, }'scaling-cpus.dat' using 1:$i with linespoints lw 2 pt 7 title '${h#ns_}'"; i=$((i+1)); done
   gnuplot <<G
 $term
-set output 'scaling-cpus.svg'
+set output 'scaling-cpus.$ext'
 set title 'Dispatcher CPU per decision vs. vCPUs (policy fair, TCG, --tcg multi on 2 host cores)'
 set xlabel 'vCPUs'
 set ylabel 'ns of dispatcher CPU per decision'
@@ -81,4 +88,4 @@ set grid
 plot $plot
 G
 fi
-ls -1 "$d"/*.svg 2>/dev/null || true
+ls -1 "$d"/*."$ext" 2>/dev/null || true

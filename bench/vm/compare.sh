@@ -4,14 +4,14 @@
 # Prints "RESULT sched=S round=R metric=M value=V" lines for the host to aggregate, and
 # leaves raw files in /share (the host's --share directory, when mounted):
 #   cyclictest-S-R.txt   the wakeup-latency histogram of each round (non-zero buckets only)
-#   runqlat-S.txt        runqlat (Debian libbpf-tools) over the latency-agreement window
+#   runqlat-S.txt        runqlat -P (Debian libbpf-tools) over the latency-agreement window
 #   zstatus-S.txt        `zernelctl status` of the scheduler at the end of that window
 #
 # Latency agreement (after the rounds): for each scheduler, a fresh zernel-scheduler (so its
 # cumulative enqueue->running histogram covers only this window), runqlat started before the
 # workload and stopped after it, then `zernelctl status`. runqlat times wakeup or preemption
 # -> switch-in from the kernel's own tracepoints; it does not trust any of our code.
-ROUNDS=${ZERNEL_BENCH_ROUNDS:-3}
+ROUNDS=${ZERNEL_BENCH_ROUNDS:-3}   # 0: only the latency-agreement block
 SCHEDS=${ZERNEL_BENCH_SCHEDS:-eevdf fair fifo}
 NCPU=$(nproc)
 
@@ -35,17 +35,21 @@ hist_pct() {
                print p50, p99 }'
 }
 
-# p50 and p99 (us) of a runqlat log2 histogram ("  lo -> hi : count |***|"), linear within
-# the bucket that crosses the quantile.
+# p50 and p99 (us) of runqlat -P output (one log2 histogram per process: "pid = N comm",
+# then "  lo -> hi : count |***|"), linear within the bucket that crosses the quantile.
+# Prints four numbers: all processes, then only the tasks zernel hands to userspace (not the
+# scheduler's own threads, which the shim dispatches itself, nor kernel threads: per-CPU
+# ones never leave BPF, and the rest are few).
 runqlat_pct() {
-  awk '$2 == "->" && $4 == ":" { lo[n] = $1; hi[n] = $3; c[n] = $5; tot += $5; n++ }
-       END { if (!tot) { print "", ""; exit }
-             split("0.50 0.99", q, " ")
-             for (k = 1; k <= 2; k++) { want = tot * q[k]; s = 0
-               for (i = 0; i < n; i++) { if (s + c[i] >= want) {
-                   v[k] = lo[i] + (hi[i] + 1 - lo[i]) * (want - s) / c[i]; break }
-                 s += c[i] } }
-             printf "%.1f %.1f\n", v[1], v[2] }' "$1"
+  awk 'function kthread(c) { return c ~ /^(kworker|ksoftirqd|rcu|migration|cpuhp|kthreadd|kswapd|kcompactd|khugepaged|watchdog|idle_inject|oom_reaper|kdevtmpfs|khungtaskd|kauditd|writeback|ksmd|irq\/|jbd2|ext4|scsi|kblockd|mm_percpu|pool_workqueue|kintegrity|md|ata_|card|hwrng|napi|netns|zswap|kstrp|xfs|blkcg|edac|devfreq|kpsmoused|ipv6|tpm|watchdogd|krfcomm|inet_frag|psimon|sched_ext|scx|9p|virtio|khvcd|hvc)/ }
+       $1 == "pid" && $2 == "=" { comm = $4; mine = (comm != "zernel-schedule" && !kthread(comm)); next }
+       $2 == "->" && $4 == ":" { b = $1; lo[b] = $1; hi[b] = $3; all[b] += $5; if (mine) sel[b] += $5
+                                 if (!(b in seen)) { seen[b] = 1; order[n++] = b } }
+       function q(h, f,   tot, want, s, i, b) { tot = 0; for (i = 0; i < n; i++) tot += h[order[i]]
+         if (!tot) return "-"; want = tot * f; s = 0
+         for (i = 0; i < n; i++) { b = order[i]; if (h[b] && s + h[b] >= want)
+             return sprintf("%.1f", lo[b] + (hi[b] + 1 - lo[b]) * (want - s) / h[b]); s += h[b] } }
+       END { print q(all, 0.50), q(all, 0.99), q(sel, 0.50), q(sel, 0.99) }' "$1"
 }
 
 start_zernel() { # policy log
@@ -90,10 +94,12 @@ done
 for s in $SCHEDS; do
   ZPID=
   [ "$s" = eevdf ] || start_zernel "$s" /tmp/z-lat-$s.log
-  runqlat >"$OUT/runqlat-$s.txt" 2>&1 &
+  # Its stdout is a file, so fully buffered: nothing to wait for in it. Give it 2 s to load
+  # and attach (the BPF load takes ~1 s under TCG) and check that it is still running.
+  runqlat -P >/tmp/runqlat-$s.txt 2>&1 &
   RQ=$!
-  i=0; while ! grep -q Tracing "$OUT/runqlat-$s.txt" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-  grep -q Tracing "$OUT/runqlat-$s.txt" || { echo "BENCH ERROR: runqlat did not start"; cat "$OUT/runqlat-$s.txt"; exit 1; }
+  sleep 2
+  kill -0 $RQ 2>/dev/null || { echo "BENCH ERROR: runqlat exited"; cat /tmp/runqlat-$s.txt; exit 1; }
   hackbench -g 4 -l 100 >/dev/null 2>&1
   stress-ng --cpu "$NCPU" --timeout 4s >/dev/null 2>&1 &
   HOGS=$!
@@ -101,8 +107,10 @@ for s in $SCHEDS; do
   cyclictest -q -t 1 -i 1000 -l 2000 >/dev/null 2>&1
   wait $HOGS 2>/dev/null
   kill -INT $RQ; wait $RQ
-  set -- $(runqlat_pct "$OUT/runqlat-$s.txt")
+  cp /tmp/runqlat-$s.txt "$OUT/runqlat-$s.txt"
+  set -- $(runqlat_pct /tmp/runqlat-$s.txt)
   res "$s" 0 runqlat_p50_us "$1"; res "$s" 0 runqlat_p99_us "$2"
+  res "$s" 0 runqlat_user_p50_us "$3"; res "$s" 0 runqlat_user_p99_us "$4"
   if [ -n "$ZPID" ]; then
     zernelctl status >"$OUT/zstatus-$s.txt" 2>&1
     cat "$OUT/zstatus-$s.txt"

@@ -5,18 +5,21 @@
 # Prints markdown tables (bench/report.py compare): min and median of the rounds, ratio of
 # medians to EEVDF. Keeps the console log as OUT/vm-compare.log and the guest's raw files
 # (cyclictest histograms, runqlat, zernelctl status) in OUT/raw/.
-# Usage: bench/vm/run.sh [--rounds N] [--cpus N] [--tcg multi|single] [--out DIR]
+# Usage: bench/vm/run.sh [--rounds N] [--cpus N] [--tcg multi|single] [--out DIR] [--log-name F]
+# --rounds 0 runs only the latency-agreement block (use --log-name vm-latency.log to keep the
+# rounds' log; bench/report.py reads both).
 # Multi-threaded TCG by default (parallel vCPUs, closer to hardware); a guest that dies is
 # retried once and reported. Needs /usr/sbin/runqlat (apt-get install libbpf-tools).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-rounds=3 cpus=2 tcg=multi out=$top/bench/results
+rounds=3 cpus=2 tcg=multi out=$top/bench/results log_name=vm-compare.log
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --tcg) tcg=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --log-name) log_name=$2; shift 2 ;;
     *) echo "bench/vm/run.sh: unknown option $1; fix: see the usage line in $0" >&2; exit 2 ;;
   esac
 done
@@ -26,8 +29,9 @@ ctl=${ZERNELCTL_BIN:-$top/build/zernelctl}
 [ -x /usr/sbin/runqlat ] || { echo "bench/vm/run.sh: /usr/sbin/runqlat missing; fix: apt-get install libbpf-tools (or tools/install-deps.sh)" >&2; exit 1; }
 mkdir -p "$out/raw"
 chmod 777 "$out/raw"
-rm -f "$out"/raw/cyclictest-*.txt "$out"/raw/runqlat-*.txt "$out"/raw/zstatus-*.txt
-log=$out/vm-compare.log
+[ "$rounds" -eq 0 ] || rm -f "$out"/raw/cyclictest-*.txt
+rm -f "$out"/raw/runqlat-*.txt "$out"/raw/zstatus-*.txt
+log=$out/$log_name
 for attempt in 1 2; do
   rc=0
   "$top/tests/vm/run-vm.sh" --cpus "$cpus" --mem 2048 --tcg "$tcg" --timeout 1800 --log "$log" \

@@ -3,15 +3,17 @@
 # bench/vm/scaling.sh (dispatcher CPU time per decision at 10 .. 10,000 tasks).
 # Logs go to OUT/vm-scaling-N.log; bench/report.py turns them into the table.
 # Usage: bench/vm/scaling-run.sh [--cpus-list "2 4 8"] [--levels "10 120 1000 4000 10000"] [--out DIR]
+#                                [--tcg multi|single]
 # A guest that dies is retried once; if it dies again the levels it finished still count.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-cpus_list="2 4 8" levels="10 120 1000 4000 10000" out=$top/bench/results
+cpus_list="2 4 8" levels="10 120 1000 4000 10000" out=$top/bench/results tcg=multi
 while [ $# -gt 0 ]; do
   case $1 in
     --cpus-list) cpus_list=$2; shift 2 ;;
     --levels) levels=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --tcg) tcg=$2; shift 2 ;;
     *) echo "scaling-run.sh: unknown option $1; fix: see the usage line in $0" >&2; exit 2 ;;
   esac
 done
@@ -23,7 +25,7 @@ for n in $cpus_list; do
   log=$out/vm-scaling-$n.log
   for attempt in 1 2; do
     rc=0
-    "$top/tests/vm/run-vm.sh" --cpus "$n" --mem 2048 --tcg multi --timeout 1500 --log "$log" \
+    "$top/tests/vm/run-vm.sh" --cpus "$n" --mem 2048 --tcg "$tcg" --timeout 1500 --log "$log" \
       --bin "$bin:/usr/bin/zernel-scheduler" --bin "$ctl:/usr/bin/zernelctl" \
       --append "ZERNEL_SCALE_LEVELS=$(echo $levels | tr " " ,)" \
       -- "$top/bench/vm/scaling.sh" >/dev/null 2>"$log.err" || rc=$?
