@@ -208,8 +208,10 @@ def scaling_table(d):
            f"({worst['tasks']:,.0f} tasks, {worst['ncpu']:.0f} vCPUs), one dispatcher thread handles "
            f"{cap:,.0f} decisions/s; at the measured {worst['rate_cpu']:,.0f} decisions/s per vCPU "
            f"a 192-CPU machine would ask for {need:,.0f}/s, {need / cap:.1f}x what one thread can do: "
-           f"it saturates at about {worst['sat_cpus']:.0f} CPUs (both figures under TCG, whose "
-           f"slowdown largely cancels in the ratio).")
+           f"it saturates at about {worst['sat_cpus']:.0f} CPUs. Both figures are under TCG: the ratio "
+           f"cancels the uniform part of the emulation slowdown, not the extra that TCG adds to "
+           f"system calls, wakeups and context switches, which dominate the dispatcher's cost at "
+           f"these batch sizes.")
     return "\n".join(out) + "\n\n" + sat + "\n", rows
 
 

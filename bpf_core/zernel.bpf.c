@@ -10,8 +10,10 @@
  *  - The dispatcher thread runs from a dedicated queue that every CPU serves first, and its
  *    wakeup kicks a CPU. A userspace scheduler that waits behind the tasks it schedules
  *    deadlocks.
- *  - Per-CPU kernel threads go straight to their CPU's local queue, and kswapd, kcompactd
- *    and khugepaged to the agent's queue: page faults of the dispatcher may wait on them.
+ *  - Kernel threads are dispatched here too: per-CPU ones to their CPU's local queue, the
+ *    others (kswapd, kcompactd, unbound kworkers: page faults of the dispatcher and the
+ *    sched_ext watchdog itself depend on them) to the agent's queue. See
+ *    is_kernel_critical().
  *  - A task whose message does not fit in the ring (congested) or that arrives while the
  *    dispatcher has stopped consuming (a stall timer notices) goes to a FIFO fallback queue,
  *    counted. When the timer declares a stall, the tasks already handed to userspace are
@@ -91,6 +93,9 @@ struct zernel_wake_flags wake;
 
 /* Written by the stall timer; read by ops.enqueue and ops.dispatch. */
 volatile bool bypass;
+/* Tasks waiting in the shim's queues, sampled by the stall timer every stall_period_ns;
+ * read by userspace (policies size slices by it) and by watchdog_safe_slice(). */
+volatile __u64 nr_waiting;
 /* Set by the timer when a stall begins; cleared by the rescue walk that completes. */
 volatile bool rescue_pending;
 
@@ -183,27 +188,16 @@ static __always_inline bool is_agent_thread(const struct task_struct *p)
 	return p->tgid == usersched_tgid;
 }
 
-static __always_inline bool has_prefix(const char *comm, const char *prefix, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (comm[i] != prefix[i])
-			return false;
-	return true;
-}
-
-/* Kernel threads the dispatcher itself may wait on. Per-CPU kthreads (kworkers, ksoftirqd)
- * and the memory-management threads: a page fault of the dispatcher can wait for a page
- * that kcompactd is migrating, or for kswapd to free memory. Seen in the VM: the
- * dispatcher faulted on a page under migration while kcompactd waited in the ring for
- * the dispatcher, until the stall timer broke the cycle 250 ms later. */
+/* Kernel threads never go to userspace. Per-CPU kthreads (kworkers, ksoftirqd) and the
+ * memory-management threads because the dispatcher itself may wait on them: a page fault
+ * of the dispatcher can wait for a page kcompactd is migrating (seen in the VM: kcompactd
+ * sat in the ring while the dispatcher waited on it, until the stall timer broke the
+ * cycle 250 ms later). Unbound kworkers because sched_ext's own watchdog runs in one and
+ * must run every 2.5 s: under 4,000 runnable hackbench tasks it waited behind them in the
+ * shared queue and the kernel ejected the scheduler ("watchdog failed to check in"). */
 static __always_inline bool is_kernel_critical(const struct task_struct *p)
 {
-	if (!(p->flags & PF_KTHREAD))
-		return false;
-	if (p->nr_cpus_allowed == 1)
-		return true;
-	return has_prefix(p->comm, "kswapd", 6) || has_prefix(p->comm, "kcompactd", 9) ||
-	       has_prefix(p->comm, "khugepaged", 10);
+	return p->flags & PF_KTHREAD;
 }
 
 /* Wake an idle CPU allowed for @p so that it comes to ops.dispatch. */
@@ -382,10 +376,28 @@ static __always_inline void preempt_for(struct task_struct *p, u64 key)
 	}
 }
 
+/* Safety, not policy: sched_ext ejects the scheduler if any runnable task waits longer
+ * than timeout_ms (5 s). With thousands of runnable tasks a fixed slice cannot serve them
+ * all in time (10,000 tasks x 5 ms on 2 CPUs is 25 s), so the slice is capped to give
+ * every waiting task a turn within half the timeout. */
+static __always_inline u64 watchdog_safe_slice(u64 slice)
+{
+	u64 waiting = nr_waiting;
+	u64 budget = 2500ULL * 1000 * 1000 * nr_cpus; /* timeout_ms / 2, on every CPU */
+	u64 cap;
+
+	if (!waiting)
+		return slice;
+	cap = budget / (waiting + 1);
+	if (cap < 50000)
+		cap = 50000;
+	return slice < cap ? slice : cap;
+}
+
 static __always_inline void apply_decision(struct task_struct *p, struct task_ctx *tctx,
 					   const struct zernel_decision *d)
 {
-	u64 slice = d->slice_ns ?: slice_dfl_ns;
+	u64 slice = watchdog_safe_slice(d->slice_ns ?: slice_dfl_ns);
 	s32 cpu = d->cpu;
 
 	tctx->key = d->vtime;
@@ -592,11 +604,25 @@ static int stall_check(void *map, int *key, struct stall_timer *st)
 	u64 sent = 0, consumed = user_consumed;
 	u32 zero = 0, i;
 
+	u64 waiting = 0;
+	s32 q;
+
 	bpf_for(i, 0, nr_cpus) {
 		s = bpf_map_lookup_percpu_elem(&stats, &zero, i);
 		if (s)
 			sent += s->nr_queued;
+		q = scx_bpf_dsq_nr_queued(i);
+		if (q > 0)
+			waiting += q;
 	}
+	q = scx_bpf_dsq_nr_queued(SHARED_DSQ);
+	if (q > 0)
+		waiting += q;
+	q = scx_bpf_dsq_nr_queued(FALLBACK_DSQ);
+	if (q > 0)
+		waiting += q;
+	/* Messages userspace has not answered yet are waiting tasks too. */
+	nr_waiting = waiting + (sent > consumed ? sent - consumed : 0);
 	if (sent == consumed || consumed != st->last_consumed) {
 		/* Nothing pending, or progress since the last look. */
 		st->stalled_since = 0;

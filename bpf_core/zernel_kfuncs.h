@@ -25,6 +25,7 @@ s32 scx_bpf_pick_idle_cpu(const struct cpumask *cpus_allowed, u64 flags) __weak 
 bool scx_bpf_test_and_clear_cpu_idle(s32 cpu) __weak __ksym;
 void scx_bpf_kick_cpu(s32 cpu, u64 flags) __weak __ksym;
 u32 scx_bpf_dispatch_nr_slots(void) __weak __ksym;
+s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __weak __ksym;
 s32 scx_bpf_task_cpu(const struct task_struct *p) __weak __ksym;
 u64 scx_bpf_now(void) __weak __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __weak __ksym;

@@ -266,6 +266,7 @@ Outcome Agent::run_session(bool first) {
   Policy* initial = s->find(policy_name);
   s->dispatcher = std::make_unique<Dispatcher>(*s->channel, *initial, opts_.batch);
   s->dispatcher->set_observer(&s->observer);
+  s->dispatcher->set_load_source(s->shim->waiting_counter());
   if (first) lock_memory();
   prefault_stack();
 

@@ -86,6 +86,8 @@ class Dispatcher {
   // Dispatcher thread only (or before the loop starts).
   Policy& policy() const { return *policy_; }
   void set_observer(BatchObserver* observer) { observer_ = observer; }
+  // Where the number of waiting tasks is published (the shim's .bss); read once per batch.
+  void set_load_source(const volatile std::uint64_t* nr_waiting) { load_ = nr_waiting; }
 
   // Any thread.
   DispatcherCounters counters() const;
@@ -102,6 +104,7 @@ class Dispatcher {
   Channel& channel_;
   Policy* policy_;
   BatchObserver* observer_ = nullptr;
+  const volatile std::uint64_t* load_ = nullptr;
   std::size_t batch_;
   std::unique_ptr<TaskEvent[]> events_;
   std::unique_ptr<Decision[]> decisions_;
@@ -133,6 +136,7 @@ std::size_t Dispatcher::run_once(KeepWaiting&& keep_waiting) {
     activate_pending_ = false;
     policy_->activate(events[0].enq_ns);
   }
+  if (load_) policy_->set_load(*load_);
   const std::uint64_t t0 = now_ns();
   policy_->decide(events.first(n), decisions);
   const std::uint64_t t1 = now_ns();

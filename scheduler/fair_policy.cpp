@@ -12,7 +12,13 @@ std::uint64_t scaled(std::uint64_t ns, std::uint32_t weight) {
 
 }  // namespace
 
-FairPolicy::FairPolicy(const PolicyConfig& cfg) : cfg_(cfg), tasks_(cfg.max_tracked_tasks) {}
+FairPolicy::FairPolicy(const PolicyConfig& cfg)
+    : cfg_(cfg), tasks_(cfg.max_tracked_tasks), slice_(cfg.slice_ns) {}
+
+void FairPolicy::set_load(std::uint64_t nr_waiting) {
+  const std::uint64_t fit = cfg_.round_budget_ns * std::max<std::uint32_t>(cfg_.nr_cpus, 1) / (nr_waiting + 1);
+  slice_ = std::clamp(fit, cfg_.min_slice_ns, cfg_.slice_ns);
+}
 
 Decision FairPolicy::decide_one(const TaskEvent& ev) {
   bool created = false;
@@ -25,22 +31,22 @@ Decision FairPolicy::decide_one(const TaskEvent& ev) {
   // stream of newcomers (a fork storm) would all sit at the same point, ahead of a task
   // that has run, and starve it. Each placement moves the floor on by its request, so a
   // waiting task is passed by at most ~2 slices' worth of newcomers.
-  const std::uint64_t clock_floor = vclock_ > cfg_.slice_ns ? vclock_ - cfg_.slice_ns : 0;
+  const std::uint64_t clock_floor = vclock_ > slice_ ? vclock_ - slice_ : 0;
   const std::uint64_t floor = std::max(clock_floor, floor_cursor_);
   const bool placed = st.vruntime < floor;
   if (placed) st.vruntime = floor;
   vclock_ = std::max(vclock_, st.vruntime);
 
-  const bool short_burst = is_wakeup(ev) && ev.burst_ns < cfg_.slice_ns / 2;
+  const bool short_burst = is_wakeup(ev) && ev.burst_ns < slice_ / 2;
   const std::uint64_t request =
-      short_burst ? std::max<std::uint64_t>(ev.burst_ns, cfg_.min_slice_ns) : cfg_.slice_ns;
+      short_burst ? std::clamp<std::uint64_t>(ev.burst_ns, cfg_.min_slice_ns, slice_) : slice_;
   if (placed) floor_cursor_ = st.vruntime + scaled(request, ev.weight);
 
   Decision d{};
   d.pid = ev.pid;
   // A pinned task can only go to its CPU; the shim places the others on an idle CPU.
   d.cpu = ev.nr_cpus_allowed == 1 ? ev.prev_cpu : kCpuAny;
-  d.slice_ns = cfg_.slice_ns;
+  d.slice_ns = slice_;
   d.vtime = st.vruntime + scaled(request, ev.weight);
   d.gen = ev.gen;
   d.flags = short_burst ? ZERNEL_DEC_PREEMPT : 0;
@@ -49,7 +55,7 @@ Decision FairPolicy::decide_one(const TaskEvent& ev) {
 
 void FairPolicy::activate(std::uint64_t now_ns) {
   vclock_ = std::max(vclock_, now_ns);
-  floor_cursor_ = std::max(floor_cursor_, vclock_ > cfg_.slice_ns ? vclock_ - cfg_.slice_ns : 0);
+  floor_cursor_ = std::max(floor_cursor_, vclock_ > slice_ ? vclock_ - slice_ : 0);
 }
 
 void FairPolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out) {

@@ -35,6 +35,11 @@ class FairPolicy final : public Policy {
   // queued earlier by another policy (fifo keys are enqueue times), and nobody keeps
   // credit across the switch.
   void activate(std::uint64_t now_ns) override;
+  // The slice in force: cfg.slice_ns, shrunk so that `nr_waiting` tasks all run within
+  // round_budget_ns on nr_cpus CPUs (never below min_slice). It also bounds how far
+  // apart keys may be, which is what bounds every task's wait.
+  void set_load(std::uint64_t nr_waiting) override;
+  std::uint64_t slice() const { return slice_; }
 
   // Exposed for tests.
   std::uint64_t clock() const { return vclock_; }
@@ -50,6 +55,7 @@ class FairPolicy final : public Policy {
   TaskTable<TaskState> tasks_;
   std::uint64_t vclock_ = 0;  // the largest vruntime seen: the policy's notion of "now"
   std::uint64_t floor_cursor_ = 0;  // where the next task placed at the floor queues
+  std::uint64_t slice_;             // see set_load()
 };
 
 }  // namespace zernel

@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
   }
 
   opts.policy_cfg.slice_ns = slice_us * 1000;
+  opts.policy_cfg.nr_cpus = static_cast<std::uint32_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
   opts.policy_cfg.max_tracked_tasks = max_tracked ? max_tracked : opts.config.general.max_tracked_tasks;
   opts.shim.slice_dfl_ns = opts.policy_cfg.slice_ns;
   opts.shim.stall_timeout_ns = stall_ms * 1'000'000;

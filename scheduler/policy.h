@@ -19,6 +19,10 @@ struct PolicyConfig {
   std::uint64_t slice_ns = 5'000'000;  // the time slice a task gets by default
   std::uint64_t min_slice_ns = 250'000;  // floor for latency-sensitive requests
   std::size_t max_tracked_tasks = 65536;
+  std::uint32_t nr_cpus = 1;
+  // Every waiting task must get a CPU within this long (half the kernel's 5 s watchdog):
+  // slices shrink when many tasks wait, so that a full round fits.
+  std::uint64_t round_budget_ns = 2'500'000'000;
 };
 
 class Policy {
@@ -35,6 +39,9 @@ class Policy {
   // under the previous policy are neither starved nor favoured by the next one: a policy
   // whose keys are virtual re-anchors them at `now_ns` here.
   virtual void activate(std::uint64_t now_ns) { (void)now_ns; }
+
+  // Before each batch: how many tasks wait for a CPU (the shim samples it every 50 ms).
+  virtual void set_load(std::uint64_t nr_waiting) { (void)nr_waiting; }
 };
 
 // The policies this build knows, by name (`fair`, `fifo`); nullptr for an unknown name.

@@ -81,6 +81,10 @@ volatile std::uint64_t* Shim::consumed_counter() {
 
 zernel_wake_flags* Shim::wake_flags() { return &skel_->bss->wake; }
 
+const volatile std::uint64_t* Shim::waiting_counter() {
+  return reinterpret_cast<const volatile std::uint64_t*>(&skel_->bss->nr_waiting);
+}
+
 bool Shim::exited() const {
   // Pairs with ops.exit, which writes kind last.
   return __atomic_load_n(&skel_->bss->exit_info.kind, __ATOMIC_ACQUIRE) != 0;

@@ -43,6 +43,8 @@ class Shim {
   int decision_ring_fd() const;
   volatile std::uint64_t* consumed_counter();
   zernel_wake_flags* wake_flags();
+  // Tasks waiting in the shim's queues (and in the ring), sampled every 50 ms.
+  const volatile std::uint64_t* waiting_counter();
 
   // Set by ops.exit when the kernel unloads us; kind != 0 means the rest is written.
   bool exited() const;

@@ -112,6 +112,21 @@ TEST(FairPolicy, ForkStormDoesNotStarveARunningTask) {
   EXPECT_GT(passed, 0);
 }
 
+TEST(FairPolicy, SlicesShrinkSoThatEveryWaitingTaskRunsWithinTheBudget) {
+  PolicyConfig c = cfg_ms(5);
+  c.nr_cpus = 2;
+  FairPolicy p(c);
+  p.set_load(10);
+  EXPECT_EQ(p.slice(), 5'000'000u);  // few waiters: the configured slice
+  p.set_load(4000);
+  // 2.5 s on 2 CPUs over 4001 tasks = 1.25 ms
+  EXPECT_LE(p.slice(), 1'250'000u);
+  EXPECT_GE(p.slice(), 1'240'000u);
+  EXPECT_EQ(decide(p, make_event(1)).slice_ns, p.slice());
+  p.set_load(10'000'000);
+  EXPECT_EQ(p.slice(), c.min_slice_ns);  // never below the floor
+}
+
 TEST(FairPolicy, EqualTasksAlternate) {
   // Two hogs of equal weight charged the same: neither runs away with the CPU.
   FairPolicy p(cfg_ms(5));
