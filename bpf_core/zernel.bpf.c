@@ -45,15 +45,11 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
-#include "zernel_kfuncs.h"
 #include "zernel_abi.h"
+#include "zernel_kfuncs.h"
 #include "zernel_rings.bpf.h"
 
 char _license[] SEC("license") = "GPL";
-
-/* libbpf has BPF_PROG for the argument unpacking; the section names are ours. */
-#define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
-#define BPF_STRUCT_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
 
 /* #defines of the kernel headers, which BTF does not carry. */
 #define PF_KTHREAD 0x00200000
@@ -671,12 +667,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(zernel_init)
 
 void BPF_STRUCT_OPS(zernel_exit, struct scx_exit_info *ei)
 {
-	bpf_probe_read_kernel_str(exit_info.reason, sizeof(exit_info.reason), ei->reason);
-	bpf_probe_read_kernel_str(exit_info.msg, sizeof(exit_info.msg), ei->msg);
-	exit_info.exit_code = ei->exit_code;
-	/* kind last: userspace treats kind != 0 as "the rest is written". */
-	asm volatile("" ::: "memory");
-	exit_info.kind = ei->kind;
+	zernel_record_exit(&exit_info, ei);
 }
 
 SEC(".struct_ops.link")

@@ -14,6 +14,10 @@
 #ifndef ZERNEL_KFUNCS_H
 #define ZERNEL_KFUNCS_H
 
+/* libbpf has BPF_PROG for the argument unpacking; the section names are ours. */
+#define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
+#define BPF_STRUCT_OPS_SLEEPABLE(name, args...) SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
+
 void scx_bpf_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __weak __ksym;
 void scx_bpf_dsq_insert_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
 			      u64 enq_flags) __weak __ksym;
@@ -73,6 +77,17 @@ static __always_inline u64 zernel_now(void)
 	if (bpf_ksym_exists(scx_bpf_now))
 		return scx_bpf_now();
 	return bpf_ktime_get_ns();
+}
+
+/* How the kernel unloaded us, for userspace (struct zernel_exit_info in zernel_abi.h). */
+static __always_inline void zernel_record_exit(struct zernel_exit_info *out, struct scx_exit_info *ei)
+{
+	bpf_probe_read_kernel_str(out->reason, sizeof(out->reason), ei->reason);
+	bpf_probe_read_kernel_str(out->msg, sizeof(out->msg), ei->msg);
+	out->exit_code = ei->exit_code;
+	/* kind last: userspace treats kind != 0 as "the rest is written". */
+	asm volatile("" ::: "memory");
+	out->kind = ei->kind;
 }
 
 #endif /* ZERNEL_KFUNCS_H */

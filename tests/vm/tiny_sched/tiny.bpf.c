@@ -15,12 +15,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "zernel_kfuncs.h"
 #include "zernel_abi.h"
+#include "zernel_kfuncs.h"
 
 char _license[] SEC("license") = "GPL";
-
-#define BPF_STRUCT_OPS(name, args...) SEC("struct_ops/" #name) BPF_PROG(name, ##args)
 
 /* Written once in ops.exit; userspace polls .kind. */
 struct zernel_exit_info exit_info;
@@ -43,12 +41,7 @@ void BPF_STRUCT_OPS(tiny_enqueue, struct task_struct *p, u64 enq_flags)
 
 void BPF_STRUCT_OPS(tiny_exit, struct scx_exit_info *ei)
 {
-	bpf_probe_read_kernel_str(exit_info.reason, sizeof(exit_info.reason), ei->reason);
-	bpf_probe_read_kernel_str(exit_info.msg, sizeof(exit_info.msg), ei->msg);
-	exit_info.exit_code = ei->exit_code;
-	/* kind last: userspace treats kind != 0 as "the rest is written". */
-	asm volatile("" ::: "memory");
-	exit_info.kind = ei->kind;
+	zernel_record_exit(&exit_info, ei);
 }
 
 SEC(".struct_ops.link")
