@@ -149,8 +149,6 @@ int produce(struct produce_args *args)
 		msg->flags = (enq_flags & SCX_ENQ_WAKEUP_BIT) ? ZERNEL_TASK_WAKEUP : 0;
 		if (tctx.iowait)
 			msg->flags |= ZERNEL_TASK_IOWAIT;
-		if (p->flags & 0x00200000 /* PF_KTHREAD */)
-			msg->flags |= ZERNEL_TASK_KTHREAD;
 		msg->waker_pid = tctx.waker_pid;
 		msg->waker_tgid = tctx.waker_tgid;
 		msg->prev_decision_ns = 0;

@@ -307,8 +307,6 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 	msg->flags = (enq_flags & SCX_ENQ_WAKEUP) ? ZERNEL_TASK_WAKEUP : 0;
 	if (tctx->iowait)
 		msg->flags |= ZERNEL_TASK_IOWAIT;
-	if (p->flags & PF_KTHREAD)
-		msg->flags |= ZERNEL_TASK_KTHREAD;
 	msg->waker_pid = tctx->waker_pid;
 	msg->waker_tgid = tctx->waker_tgid;
 	msg->prev_decision_ns = 0;

@@ -29,7 +29,6 @@
 enum zernel_task_flags {
 	ZERNEL_TASK_WAKEUP = 1u << 0, /* enqueued because it woke up (not a slice expiry) */
 	ZERNEL_TASK_IOWAIT = 1u << 1, /* its last sleep was an I/O wait (p->in_iowait) */
-	ZERNEL_TASK_KTHREAD = 1u << 2, /* a kernel thread (not per-CPU: those never leave BPF) */
 };
 
 /* zernel_decision.flags */
@@ -77,7 +76,7 @@ struct zernel_decision {
 struct zernel_shim_stats {
 	__u64 nr_queued;         /* tasks sent up the ring */
 	__u64 nr_user_dispatched;/* decisions applied */
-	__u64 nr_kernel_dispatched; /* usersched threads, per-CPU kthreads: never sent up */
+	__u64 nr_kernel_dispatched; /* the agent's threads, kernel threads: never sent up */
 	__u64 nr_congested;      /* ring full: dispatched by the shim to the fallback queue */
 	__u64 nr_bypassed;       /* userspace stalled: dispatched by the shim */
 	__u64 nr_cancelled;      /* stale decisions (generation older than the task's) */
