@@ -88,4 +88,8 @@ set grid
 plot $plot
 G
 fi
-ls -1 "$d"/*."$ext" 2>/dev/null || true
+# Every plot must exist: gnuplot can exit 0 having written nothing for empty data.
+for f in latency-cdf ratios scaling-tasks scaling-cpus; do
+  [ -s "$d/$f.$ext" ] || { echo "plots.sh: $d/$f.$ext was not written; fix: check the .dat files next to it" >&2; exit 1; }
+  echo "$d/$f.$ext"
+done

@@ -47,15 +47,22 @@ step "decision path (decision_bench, 3 repetitions)"
 step "transport (transport_bench, 3 runs)"
 "$build/bench/transport_bench" --reps 3 >"$out/transport.md"
 
+# A failed VM part does not stop the others (their tables are still worth having), but it
+# makes the whole run fail at the end.
+failed=''
 if [ -z "$skip_vm" ]; then
   step "VM comparison ($rounds rounds)"
-  "$top/bench/vm/run.sh" --rounds "$rounds" --out "$out" || echo "run-all.sh: VM comparison failed; see $out/vm-compare.log" >&2
+  "$top/bench/vm/run.sh" --rounds "$rounds" --out "$out" || failed="$failed vm-comparison"
   step "VM scaling (vCPUs: $cpus_list)"
   "$top/bench/vm/scaling-run.sh" --cpus-list "$cpus_list" --levels "$levels" --out "$out" ||
-    echo "run-all.sh: scaling failed; see $out/vm-scaling-*.log" >&2
+    failed="$failed vm-scaling"
 fi
 
 step "tables and plots"
 python3 "$top/bench/report.py" all "$out"
 "$top/bench/plots.sh" "$out"
+if [ -n "$failed" ]; then
+  echo "run-all.sh: failed:$failed; the tables hold what did run; fix: see $out/vm-*.log" >&2
+  exit 1
+fi
 step "done: $out/RESULTS.md"

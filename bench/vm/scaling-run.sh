@@ -21,6 +21,7 @@ bin=${ZERNEL_BIN:-$top/build/zernel-scheduler}
 ctl=${ZERNELCTL_BIN:-$top/build/zernelctl}
 [ -x "$bin" ] && [ -x "$ctl" ] || { echo "scaling-run.sh: $bin or $ctl not built; fix: tools/build.sh" >&2; exit 1; }
 mkdir -p "$out"
+failed=''
 for n in $cpus_list; do
   log=$out/vm-scaling-$n.log
   for attempt in 1 2; do
@@ -32,5 +33,12 @@ for n in $cpus_list; do
     [ $rc -eq 2 ] || break
     echo "scaling-run.sh: $n vCPUs: guest died (attempt $attempt): $(grep 'VM DIED' "$log.err" | head -n1)" >&2
   done
-  echo "scaling-run.sh: $n vCPUs: rc=$rc, $(grep -c '^RESULT level=.* tasks=' "$log" || true) levels measured, log $log" >&2
+  levels_done=$(grep -c '^RESULT level=.* tasks=' "$log") || levels_done=0  # grep -c exits 1 on 0 matches
+  echo "scaling-run.sh: $n vCPUs: rc=$rc, $levels_done levels measured, log $log" >&2
+  [ "$rc" -eq 0 ] || failed="$failed $n"
 done
+# The boots that worked keep their data, but a failed boot is a failed run.
+if [ -n "$failed" ]; then
+  echo "scaling-run.sh: the boot(s) with${failed} vCPUs failed; fix: see their logs in $out" >&2
+  exit 1
+fi
