@@ -120,6 +120,9 @@ struct task_ctx {
 	__u64 enq_at;      /* this trip: sent up */
 	__u64 decided_at;  /* this trip: decision applied; 0 if the trip bypassed userspace */
 	__u64 started_at;  /* this trip: first ran after the decision */
+	__u64 slept_at;    /* when its last sleep began (0 = never slept) */
+	__u32 sleep;       /* length of the sleep that the current wakeup ended (ns, saturated) */
+	__u32 futex_waits; /* futex wait calls since the last enqueue (futex tracepoints) */
 };
 
 struct {
@@ -129,17 +132,14 @@ struct {
 	__type(value, struct task_ctx);
 } task_ctxs SEC(".maps");
 
-/* What each CPU is running, for choosing a preemption victim. key 0 = not preemptible
- * (idle, kernel-dispatched, or the dispatcher itself). */
-struct cpu_ctx {
-	__u64 key;
-};
-
+/* What each CPU is running (struct zernel_cpu_state in zernel_abi.h): the preemption victim
+ * choice reads it here, and userspace maps it to place tasks on idle CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1024); /* resized by the loader to nr_cpu_ids */
 	__type(key, __u32);
-	__type(value, struct cpu_ctx);
+	__type(value, struct zernel_cpu_state);
 } cpu_ctxs SEC(".maps");
 
 struct stall_timer {
@@ -309,6 +309,9 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 		msg->flags |= ZERNEL_TASK_IOWAIT;
 	msg->waker_pid = tctx->waker_pid;
 	msg->waker_tgid = tctx->waker_tgid;
+	msg->sleep_ns = (enq_flags & SCX_ENQ_WAKEUP) ? tctx->sleep : 0;
+	msg->futex_waits = tctx->futex_waits;
+	tctx->futex_waits = 0;
 	msg->prev_decision_ns = 0;
 	msg->prev_running_ns = 0;
 	msg->prev_enq_ns = tctx->enq_at;
@@ -346,15 +349,15 @@ void BPF_STRUCT_OPS(zernel_dequeue, struct task_struct *p, u64 deq_flags)
 }
 
 /* Find the CPU, allowed for @p, whose current task has the latest ordering key; kick it
- * if that key is later than @key. Bounded by nr_cpus. */
-static __always_inline void preempt_for(struct task_struct *p, u64 key)
+ * if that key is later than @key + @margin. Bounded by nr_cpus. */
+static __always_inline void preempt_for(struct task_struct *p, u64 key, u64 margin)
 {
-	u64 worst_key = key + preempt_margin_ns;
+	u64 worst_key = key + margin;
 	s32 victim = -1;
 	u32 i;
 
 	bpf_for(i, 0, nr_cpus) {
-		struct cpu_ctx *cctx;
+		struct zernel_cpu_state *cctx;
 
 		if (!bpf_cpumask_test_cpu(i, p->cpus_ptr))
 			continue;
@@ -392,6 +395,7 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 					   const struct zernel_decision *d)
 {
 	u64 slice = watchdog_safe_slice(d->slice_ns ?: slice_dfl_ns);
+	u64 margin = (d->flags & ZERNEL_DEC_PREEMPT_NOW) ? 0 : preempt_margin_ns;
 	s32 cpu = d->cpu;
 
 	tctx->key = d->vtime;
@@ -407,9 +411,9 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 	if (cpu != ZERNEL_CPU_ANY) {
 		zernel_insert_vtime(p, cpu, slice, d->vtime, 0);
 		if (d->flags & ZERNEL_DEC_PREEMPT) {
-			struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, (u32 *)&cpu);
+			struct zernel_cpu_state *cctx = bpf_map_lookup_elem(&cpu_ctxs, (u32 *)&cpu);
 
-			if (cctx && cctx->key > d->vtime + preempt_margin_ns) {
+			if (cctx && cctx->key > d->vtime + margin) {
 				scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
 				STAT_INC(nr_preempt_kicks);
 				return;
@@ -429,7 +433,7 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 	}
 	zernel_insert_vtime(p, SHARED_DSQ, slice, d->vtime, 0);
 	if (d->flags & ZERNEL_DEC_PREEMPT)
-		preempt_for(p, d->vtime);
+		preempt_for(p, d->vtime, margin);
 }
 
 static long drain_one(struct bpf_dynptr *dynptr, void *ctx)
@@ -525,32 +529,37 @@ void BPF_STRUCT_OPS(zernel_runnable, struct task_struct *p, u64 enq_flags)
 	waker = bpf_get_current_task_btf();
 	tctx->waker_pid = waker->pid;
 	tctx->waker_tgid = waker->tgid;
+	tctx->sleep = tctx->slept_at ? sat_u32(zernel_now() - tctx->slept_at) : 0;
 }
 
 void BPF_STRUCT_OPS(zernel_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	u32 cpu = scx_bpf_task_cpu(p);
-	struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, &cpu);
+	struct zernel_cpu_state *cctx = bpf_map_lookup_elem(&cpu_ctxs, &cpu);
 
 	if (tctx) {
 		tctx->running_at = zernel_now();
 		if (tctx->decided_at && !tctx->started_at)
 			tctx->started_at = tctx->running_at;
 	}
-	if (cctx)
+	if (cctx) {
 		cctx->key = (tctx && !is_usersched(p)) ? tctx->key : 0;
+		cctx->busy = 1;
+	}
 }
 
 void BPF_STRUCT_OPS(zernel_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	u32 cpu = scx_bpf_task_cpu(p);
-	struct cpu_ctx *cctx = bpf_map_lookup_elem(&cpu_ctxs, &cpu);
+	struct zernel_cpu_state *cctx = bpf_map_lookup_elem(&cpu_ctxs, &cpu);
 	u64 ran;
 
-	if (cctx)
+	if (cctx) {
 		cctx->key = 0;
+		cctx->busy = 0;
+	}
 	if (!tctx || !tctx->running_at)
 		return;
 	ran = zernel_now() - tctx->running_at;
@@ -573,6 +582,7 @@ void BPF_STRUCT_OPS(zernel_quiescent, struct task_struct *p, u64 deq_flags)
 		return;
 	tctx->last_burst = tctx->burst;
 	tctx->burst = 0;
+	tctx->slept_at = zernel_now();
 	/* io_schedule() sets in_iowait before it sleeps and clears it after; at
 	 * quiescent time it still tells why this sleep began. */
 	sleeper = p; /* BPF_CORE_READ_BITFIELD declares its own `p` */
@@ -591,6 +601,43 @@ void BPF_STRUCT_OPS(zernel_exit_task, struct task_struct *p, struct scx_exit_tas
 	bpf_task_storage_delete(&task_ctxs, p);
 }
 
+/* Futex waits, a phase signal (collectives block in futexes): counted per task and sent
+ * with its next message. Cost: a task-storage lookup per futex call, and enabling syscall
+ * tracepoints sends every syscall of every task through the kernel's tracing entry path. */
+enum {
+	FUTEX_WAIT = 0,
+	FUTEX_WAIT_BITSET = 9,
+	FUTEX_WAIT_REQUEUE_PI = 11,
+	FUTEX_PRIVATE_FLAG = 128,
+	FUTEX_CLOCK_REALTIME = 256,
+};
+
+static __always_inline void count_futex_wait(void)
+{
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, cur, 0, 0);
+
+	if (tctx)
+		__sync_fetch_and_add(&tctx->futex_waits, 1);
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex")
+int zernel_futex(struct trace_event_raw_sys_enter *ctx)
+{
+	int cmd = ctx->args[1] & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+
+	if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET || cmd == FUTEX_WAIT_REQUEUE_PI)
+		count_futex_wait();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex_waitv")
+int zernel_futex_waitv(struct trace_event_raw_sys_enter *ctx)
+{
+	count_futex_wait();
+	return 0;
+}
+
 static int stall_check(void *map, int *key, struct stall_timer *st)
 {
 	struct zernel_shim_stats *s;
@@ -599,6 +646,7 @@ static int stall_check(void *map, int *key, struct stall_timer *st)
 	u32 zero = 0, i;
 
 	u64 waiting = 0;
+	struct zernel_cpu_state *cctx;
 	s32 q;
 
 	bpf_for(i, 0, nr_cpus) {
@@ -608,6 +656,9 @@ static int stall_check(void *map, int *key, struct stall_timer *st)
 		q = scx_bpf_dsq_nr_queued(i);
 		if (q > 0)
 			waiting += q;
+		cctx = bpf_map_lookup_elem(&cpu_ctxs, &i);
+		if (cctx)
+			cctx->nr_queued = q > 0 ? q : 0;
 	}
 	q = scx_bpf_dsq_nr_queued(SHARED_DSQ);
 	if (q > 0)

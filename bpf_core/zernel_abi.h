@@ -36,6 +36,10 @@ enum zernel_decision_flags {
 	/* Kick a CPU running lower-priority work (a later ordering key) so the task runs
 	 * now rather than at the next slice expiry. */
 	ZERNEL_DEC_PREEMPT = 1u << 0,
+	/* With ZERNEL_DEC_PREEMPT: kick as soon as the victim's key is later at all, without
+	 * the shim's preempt_margin_ns. For tasks with a latency target (the phase policy's
+	 * data loaders and collectives), where waiting for a peer's slice to end is the miss. */
+	ZERNEL_DEC_PREEMPT_NOW = 1u << 1,
 };
 
 struct zernel_task_msg {
@@ -59,6 +63,9 @@ struct zernel_task_msg {
 	__u32 prev_running_ns;  /* enqueue -> it started running */
 	__u64 prev_enq_ns;      /* when that previous trip began (shim clock), for traces */
 	char comm[ZERNEL_COMM_LEN];
+	/* Phase signals (scheduler/phase_policy.h). */
+	__u32 sleep_ns;    /* a wakeup: how long the sleep before it lasted (ns, saturated) */
+	__u32 futex_waits; /* futex wait calls since the previous enqueue */
 };
 
 /* User ring buffer samples are 8-byte aligned; keep the struct a multiple of 8. */
@@ -85,6 +92,17 @@ struct zernel_shim_stats {
 	__u64 nr_preempt_kicks;  /* preemption kicks sent for ZERNEL_DEC_PREEMPT */
 	__u64 nr_drain_busy;     /* another CPU was draining the user ring */
 	__u64 nr_rescued;        /* handed to userspace, then dispatched by the shim in a stall */
+};
+
+/* What each CPU runs, one entry per CPU id in the shim's cpu_ctxs array map, which
+ * userspace maps read-only (BPF_F_MMAPABLE) to place tasks without a system call. Written
+ * by the CPU itself in ops.running/ops.stopping (key, busy) and by the stall timer
+ * (nr_queued); read by other CPUs and by userspace without ordering: a stale value costs a
+ * worse placement, never a lost task. */
+struct zernel_cpu_state {
+	__u64 key;       /* ordering key of the running task; 0 = not preemptible (idle, kernel) */
+	__u32 busy;      /* 1 while a task runs on it, 0 when idle */
+	__u32 nr_queued; /* tasks in its own queue, sampled every 50 ms */
 };
 
 /* How the kernel unloaded us, copied from struct scx_exit_info in ops.exit. */

@@ -25,6 +25,8 @@
 #include "scheduler/control.h"
 #include "scheduler/dispatch_observer.h"
 #include "scheduler/dispatcher.h"
+#include "scheduler/ml_monitor.h"
+#include "scheduler/phase_policy.h"
 #include "telemetry/http_server.h"
 #include "telemetry/metrics.h"
 #include "telemetry/stats.h"
@@ -142,6 +144,7 @@ class Agent {
   Response on_policy(std::string_view name);
   Response on_reload();
   Response on_trace(std::string_view secs, std::string_view file);
+  Response on_phases();
 
   std::shared_ptr<Session> session() {
     std::lock_guard lock(mu_);
@@ -157,16 +160,48 @@ class Agent {
   Config config_;
   std::string policy_name_;
 
+  std::unique_ptr<MlMonitor> ml_;  // the phase policy's control half; lives across restarts
+  NodeMap nodes_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<telemetry::HttpServer> http_;
   std::mutex metrics_mu_;  // guards metrics_, snapshot_, metrics_text_
   std::unique_ptr<telemetry::SchedulerMetrics> metrics_;
   std::unique_ptr<telemetry::MetricsSnapshot> snapshot_;  // ~150 KiB: on the heap, once
   std::string metrics_text_;
+  std::array<std::uint64_t, kPhaseCount> prev_phase_cpu_{};  // guarded by metrics_mu_
   bool pidfile_written_ = false;
 };
 
+// CPU -> node and node -> CPUs for placement; one node holding every CPU when sysfs
+// cannot be read (placement then has nothing to choose between).
+NodeMap node_map(const std::optional<topology::Topology>& topo, std::uint32_t nr_cpus) {
+  if (!topo || topo->nodes().empty()) return NodeMap::single_node(static_cast<int>(nr_cpus));
+  NodeMap m;
+  m.node_of_cpu.assign(static_cast<std::size_t>(std::max<int>(topo->max_cpu_id() + 1, static_cast<int>(nr_cpus))), -1);
+  for (const topology::Node& n : topo->nodes()) {
+    if (n.id < 0) continue;
+    if (m.cpus_of_node.size() <= static_cast<std::size_t>(n.id)) m.cpus_of_node.resize(static_cast<std::size_t>(n.id) + 1);
+    for (int c : n.cpus) {
+      m.node_of_cpu[static_cast<std::size_t>(c)] = static_cast<std::int16_t>(n.id);
+      m.cpus_of_node[static_cast<std::size_t>(n.id)].push_back(c);
+    }
+  }
+  return m;
+}
+
 bool Agent::start_services() {
+  {
+    std::string why;
+    std::optional<topology::Topology> topo = topology::Topology::Load(opts_.sysfs_root, &why);
+    if (!topo)
+      std::fprintf(stderr, "zernel-scheduler: warning: no topology (%s); NUMA placement is off\n", why.c_str());
+    nodes_ = node_map(topo, opts_.policy_cfg.nr_cpus);
+    MlMonitorOptions mo;
+    mo.config = config_;
+    mo.topology = std::move(topo);
+    ml_ = std::make_unique<MlMonitor>(std::move(mo));
+    ml_->refresh();  // the phase policy starts with a picture of the machine
+  }
   control_ = std::make_unique<ControlServer>(
       opts_.control_socket.empty() ? std::filesystem::path(control::kDefaultSocketPath)
                                    : std::filesystem::path(opts_.control_socket));
@@ -174,6 +209,7 @@ bool Agent::start_services() {
   control_->on("policy", [this](auto args) { return on_policy(args[0]); });
   control_->on("reload", [this](auto) { return on_reload(); });
   control_->on("trace", [this](auto args) { return on_trace(args[0], args[1]); });
+  control_->on("phases", [this](auto) { return on_phases(); });
   std::string error;
   if (!control_->start(&error)) {
     std::fprintf(stderr, "zernel-scheduler: %s\n", error.c_str());
@@ -258,6 +294,8 @@ Outcome Agent::run_session(bool first) {
     return Outcome::kLoadFailed;
   }
   for (std::string_view name : {"fair", "fifo"}) s->policies.push_back(make_policy(name, opts_.policy_cfg));
+  s->policies.push_back(std::make_unique<PhasePolicy>(opts_.policy_cfg, ml_->snapshots(), nodes_,
+                                                      s->shim->cpu_states(), &ml_->changes()));
   std::string policy_name;
   {
     std::lock_guard lock(mu_);
@@ -360,6 +398,8 @@ void Agent::control_loop(Session& s, const std::atomic<bool>& done) {
     std::this_thread::sleep_for(tick);
     const auto now = Clock::now();
 
+    ml_->tick(now);
+
     if (reload_.exchange(false)) {
       Response r = on_reload();
       for (const std::string& line : r.lines) std::printf("zernel-scheduler: %s\n", line.c_str());
@@ -404,13 +444,31 @@ void Agent::publish_metrics(Session& s) {
   std::lock_guard lock(metrics_mu_);
   telemetry::MetricsSnapshot& m = *snapshot_;
   m.tasks_total = system_tasks();
-  m.tasks_ml = 0;  // no ML process detection yet: every task is in the unknown phase
+  const MlMonitor::Counts ml = ml_->counts();
+  m.tasks_ml = ml.ml_tasks;
   m.decisions_total = st.dispatcher.sent;
-  m.phase_transitions_total = 0;
-  m.phase_tasks = {};
-  m.phase_tasks[telemetry::kPhaseCount - 1] = m.tasks_total;
+  // Tasks per phase: those of ML jobs as classified, every other task as unknown.
+  for (std::size_t i = 0; i < telemetry::kPhaseCount; ++i) m.phase_tasks[i] = ml.by_phase[i];
+  const std::size_t unknown = phase_index(Phase::Unknown);
+  m.phase_tasks[unknown] += m.tasks_total > ml.ml_tasks ? m.tasks_total - ml.ml_tasks : 0;
+  // CPU time per phase over the interval since the last publish, as the phase policy
+  // charged it; all of it "unknown" while another policy runs.
+  std::array<std::uint64_t, telemetry::kPhaseCount> cpu{};
+  if (const auto* phase = dynamic_cast<const PhasePolicy*>(s.find("phase"))) {
+    m.phase_transitions_total = phase->transitions();
+    for (std::size_t i = 0; i < telemetry::kPhaseCount; ++i) cpu[i] = phase->cpu_ns_in(static_cast<Phase>(i));
+  }
+  std::uint64_t total = 0;
+  std::array<std::uint64_t, telemetry::kPhaseCount> delta{};
+  for (std::size_t i = 0; i < telemetry::kPhaseCount; ++i) {
+    delta[i] = cpu[i] - prev_phase_cpu_[i];
+    total += delta[i];
+  }
+  prev_phase_cpu_ = cpu;
   m.phase_time_pct = {};
-  m.phase_time_pct[telemetry::kPhaseCount - 1] = 100.0;
+  if (total == 0) m.phase_time_pct[unknown] = 100.0;
+  for (std::size_t i = 0; i < telemetry::kPhaseCount && total; ++i)
+    m.phase_time_pct[i] = 100.0 * static_cast<double>(delta[i]) / static_cast<double>(total);
   m.dispatches = {st.shim.nr_user_dispatched, st.shim.nr_kernel_dispatched, st.shim.nr_congested,
                   st.shim.nr_bypassed,        st.shim.nr_rescued,           st.shim.nr_cancelled,
                   st.shim.nr_bounced,         st.shim.nr_exited};
@@ -438,9 +496,20 @@ Response Agent::on_status() {
     std::lock_guard lock(mu_);
     policy = policy_name_;
   }
+  const MlMonitor::Counts ml = ml_->counts();
+  const auto* phase = dynamic_cast<const PhasePolicy*>(s->find("phase"));
+  std::string phases;
+  for (std::size_t i = 0; i < kPhaseCount; ++i)
+    phases += std::string(i ? " " : "") + std::string(phase_name(static_cast<Phase>(i))) + "=" +
+              std::to_string(ml.by_phase[i]);
   return Response::ok({telemetry::format_stats_line(snap),
                        "policy " + policy + " (switches " + std::to_string(snap.dispatcher.policy_switches) +
-                           "), pid " + std::to_string(getpid())});
+                           "), pid " + std::to_string(getpid()),
+                       "ml: " + std::to_string(ml.ml_processes) + " processes, " + std::to_string(ml.ml_tasks) +
+                           " tasks (" + phases + "), " + std::to_string(ml.gpus) + " GPUs (" + ml.gpu_source +
+                           "), snapshots " + std::to_string(ml.snapshots) + ", transitions " +
+                           std::to_string(phase ? phase->transitions() : 0) + ", futex_waits=" +
+                           std::to_string(phase ? phase->futex_waits() : 0)});
 }
 
 Response Agent::on_policy(std::string_view name) {
@@ -503,9 +572,12 @@ Response Agent::on_reload() {
   applied.general.max_tracked_tasks = config_.general.max_tracked_tasks;
   const bool changed = !(applied == config_);
   config_ = applied;
+  ml_->set_config(applied);
   lines.push_back("reloaded " + opts_.config_path + (changed ? " (applied)" : " (no change)"));
   return Response::ok(std::move(lines));
 }
+
+Response Agent::on_phases() { return Response::ok(ml_->phases()); }
 
 Response Agent::on_trace(std::string_view secs_arg, std::string_view file) {
   char* end = nullptr;

@@ -35,6 +35,7 @@ struct AgentOptions {
   bool metrics = true;          // serve /metrics on config.telemetry
   std::string control_socket;   // empty: control::kDefaultSocketPath
   std::string pidfile = "/run/zernel/scheduler.pid";
+  std::string sysfs_root = "/sys";  // topology (tests inject a fake tree)
 };
 
 // Process exit code: 0 after a requested stop (signal or duration), 1 if the kernel

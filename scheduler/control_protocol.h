@@ -35,11 +35,12 @@ struct CommandSpec {
   std::size_t nargs;
   std::string_view usage;
 };
-inline constexpr std::array<CommandSpec, 4> kCommands{{
+inline constexpr std::array<CommandSpec, 5> kCommands{{
     {"status", 0, "status"},
     {"policy", 1, "policy <name>"},
     {"reload", 0, "reload"},
     {"trace", 2, "trace <seconds> <file>"},
+    {"phases", 0, "phases"},
 }};
 
 inline const CommandSpec* find_command(std::string_view name) {

@@ -105,13 +105,25 @@ void FileGpuSource::parse(std::string_view text) {
     const std::vector<std::string_view> tok = split_ws(line);
     if (tok.empty() || tok[0].front() == '#') continue;
 
-    const bool shape_ok = (tok.size() == 4 || (tok.size() == 6 && tok[4] == "pids")) &&
-                          tok[0] == "gpu" && tok[2] == "util";
+    // gpu <index> util <pct>, then optional "node <n>" and "pids <list>", each at most once.
+    bool shape_ok = tok.size() >= 4 && tok.size() % 2 == 0 && tok[0] == "gpu" && tok[2] == "util";
     const auto index = shape_ok ? parse_number<int>(tok[1]) : std::nullopt;
     const auto util = shape_ok ? parse_number<double>(tok[3]) : std::nullopt;
     std::optional<std::vector<int>> pids = std::vector<int>{};
-    if (shape_ok && tok.size() == 6) pids = parse_pids(tok[5]);
-    if (!index || *index < 0 || *index >= kMaxGpus || !util || !std::isfinite(*util) ||
+    std::optional<int> node;
+    bool seen_pids = false;
+    for (std::size_t k = 4; shape_ok && k + 1 < tok.size(); k += 2) {
+      if (tok[k] == "pids" && !seen_pids) {
+        seen_pids = true;
+        pids = parse_pids(tok[k + 1]);
+      } else if (tok[k] == "node" && !node) {
+        node = parse_number<int>(tok[k + 1]);
+        if (!node || *node < 0 || *node > 4095) shape_ok = false;
+      } else {
+        shape_ok = false;
+      }
+    }
+    if (!shape_ok || !index || *index < 0 || *index >= kMaxGpus || !util || !std::isfinite(*util) ||
         *util < 0 || *util > 100 || !pids) {
       ++malformed_;
       continue;
@@ -122,7 +134,7 @@ void FileGpuSource::parse(std::string_view text) {
       ++malformed_;
       continue;
     }
-    g = Gpu{true, *util, std::move(*pids)};
+    g = Gpu{true, *util, std::move(*pids), node};
   }
 }
 
@@ -134,6 +146,11 @@ std::optional<double> FileGpuSource::utilization_pct(int gpu_index) {
 std::vector<int> FileGpuSource::pids_on_gpu(int gpu_index) {
   if (gpu_index < 0 || gpu_index >= count()) return {};
   return gpus_[gpu_index].pids;
+}
+
+std::optional<int> FileGpuSource::numa_node(int gpu_index) {
+  if (gpu_index < 0 || gpu_index >= count()) return std::nullopt;
+  return gpus_[gpu_index].node;
 }
 
 // ------------------------------------------------------------------------------------------

@@ -38,13 +38,22 @@ class GpuSource {
   // Processes with a compute context on the GPU. May be empty even when processes use it:
   // NVML inside a container sees only that container's pids, and some drivers refuse.
   virtual std::vector<int> pids_on_gpu(int gpu_index) = 0;
+
+  // The GPU's NUMA node when the source knows it better than PCI sysfs (the simulated
+  // source, whose GPUs have no PCI device); nullopt = ask the topology.
+  virtual std::optional<int> numa_node(int gpu_index) {
+    (void)gpu_index;
+    return std::nullopt;
+  }
 };
 
 // The simulated source, for machines without GPUs (VM tests, benchmarks, CI).
 //
 // The file is text, one GPU per line:
-//     gpu <index> util <pct> [pids <pid>,<pid>,...]
-// e.g. "gpu 0 util 93.5 pids 4242,4243". index is 0..1023, pct 0..100, pids positive.
+//     gpu <index> util <pct> [node <n>] [pids <pid>,<pid>,...]
+// e.g. "gpu 0 util 93.5 node 1 pids 4242,4243". index is 0..1023, pct 0..100, pids
+// positive; node (0..4095) is the NUMA node the simulated GPU hangs off, which a real GPU
+// gets from PCI sysfs (topology/), so that placement can be tested without one.
 // Blank lines and lines starting with '#' are ignored. count() is the highest index + 1;
 // an index without a line has unknown utilization. A line that does not parse (or repeats
 // an index) is skipped and counted in malformed_lines(), never fatal: a workload with a
@@ -67,6 +76,7 @@ class FileGpuSource final : public GpuSource {
   int count() override { return static_cast<int>(gpus_.size()); }
   std::optional<double> utilization_pct(int gpu_index) override;
   std::vector<int> pids_on_gpu(int gpu_index) override;
+  std::optional<int> numa_node(int gpu_index) override;
 
   const std::filesystem::path& path() const { return path_; }
   // Of the last poll().
@@ -81,6 +91,7 @@ class FileGpuSource final : public GpuSource {
     bool present = false;
     double util = 0;
     std::vector<int> pids;
+    std::optional<int> node;
   };
 
   std::filesystem::path path_;

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(50, 1000000))
       ->capture_default_str();
   app.add_option("-p,--policy", opts.policy, "Scheduling policy: " + std::string(zernel::kPolicyNames))
-      ->check(CLI::IsMember({"fair", "fifo"}))
+      ->check(CLI::IsMember({"fair", "fifo", "phase"}))
       ->capture_default_str();
   app.add_option("-c,--config", config_path,
                  "TOML configuration (default: " + std::string(zernel::kDefaultConfigPath) + " if it exists)");
@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
   opts.policy_cfg.nr_cpus = static_cast<std::uint32_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
   opts.policy_cfg.max_tracked_tasks = max_tracked ? max_tracked : opts.config.general.max_tracked_tasks;
   opts.shim.slice_dfl_ns = opts.policy_cfg.slice_ns;
+  opts.sysfs_root = sysfs;
   opts.shim.stall_timeout_ns = stall_ms * 1'000'000;
   // The agent runs the dispatcher on this (the main) thread.
   opts.shim.dispatcher_tid = gettid();

@@ -20,10 +20,11 @@ using TaskEvent = ::zernel_task_msg;
 using Decision = ::zernel_decision;
 using ShimStats = ::zernel_shim_stats;
 using ExitInfo = ::zernel_exit_info;
+using CpuState = ::zernel_cpu_state;
 
 inline constexpr int kCpuAny = ZERNEL_CPU_ANY;
 
-static_assert(sizeof(TaskEvent) == 104);
+static_assert(sizeof(TaskEvent) == 112);
 static_assert(offsetof(TaskEvent, pid) == 0);
 static_assert(offsetof(TaskEvent, tgid) == 4);
 static_assert(offsetof(TaskEvent, prev_cpu) == 8);
@@ -41,6 +42,9 @@ static_assert(offsetof(TaskEvent, prev_decision_ns) == 72);
 static_assert(offsetof(TaskEvent, prev_running_ns) == 76);
 static_assert(offsetof(TaskEvent, prev_enq_ns) == 80);
 static_assert(offsetof(TaskEvent, comm) == 88);
+static_assert(offsetof(TaskEvent, sleep_ns) == 104);
+static_assert(offsetof(TaskEvent, futex_waits) == 108);
+static_assert(sizeof(::zernel_cpu_state) == 16);
 
 // User ring buffer samples must be 8-byte multiples.
 static_assert(sizeof(Decision) == 40 && sizeof(Decision) % 8 == 0);

@@ -44,10 +44,12 @@ class Policy {
   virtual void set_load(std::uint64_t nr_waiting) { (void)nr_waiting; }
 };
 
-// The policies this build knows, by name (`fair`, `fifo`); nullptr for an unknown name.
+// The self-contained policies, by name (`fair`, `fifo`); nullptr for any other name.
+// `phase` needs the ML monitor's snapshots and the shim's CPU states, so the agent builds
+// it itself (scheduler/phase_policy.h).
 std::unique_ptr<Policy> make_policy(std::string_view name, const PolicyConfig& cfg);
 
-// Names accepted by make_policy, for help texts and errors.
-inline constexpr std::string_view kPolicyNames = "fair, fifo";
+// Every policy the scheduler runs, for help texts and errors.
+inline constexpr std::string_view kPolicyNames = "fair, fifo, phase";
 
 }  // namespace zernel

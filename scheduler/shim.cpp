@@ -2,9 +2,11 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -57,11 +59,35 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
       *error = "cannot attach the scheduler to the kernel: " + errstr(err);
     return nullptr;
   }
+
+  // Futex waits are a phase signal, not a safety need: without them the phase policy
+  // only loses its NcclCollective rule, so a kernel without syscall tracepoints is told,
+  // not refused.
+  for (bpf_program* prog : {s->progs.zernel_futex, s->progs.zernel_futex_waitv}) {
+    bpf_link* l = bpf_program__attach(prog);
+    if (!l) {
+      std::fprintf(stderr, "zernel-scheduler: warning: futex wait counting unavailable (%s: %s)\n",
+                   bpf_program__name(prog), errstr(errno).c_str());
+      continue;
+    }
+    shim->tracing_links_.push_back(l);
+  }
+
+  // Read-only view of the per-CPU states (BPF_F_MMAPABLE): placement reads it per task.
+  shim->nr_cpus_ = nr_cpus;
+  shim->cpu_states_len_ = static_cast<std::size_t>(nr_cpus) * sizeof(CpuState);
+  void* cpu_states = mmap(nullptr, shim->cpu_states_len_, PROT_READ, MAP_SHARED, bpf_map__fd(s->maps.cpu_ctxs), 0);
+  if (cpu_states == MAP_FAILED) {
+    *error = "cannot map the shim's per-CPU state: " + errstr(errno);
+    return nullptr;
+  }
+  shim->cpu_states_ = static_cast<const CpuState*>(cpu_states);
   return shim;
 }
 
 Shim::~Shim() {
   detach();
+  if (cpu_states_) munmap(const_cast<CpuState*>(cpu_states_), cpu_states_len_);
   if (skel_) zernel_bpf__destroy(skel_);
 }
 
@@ -70,6 +96,12 @@ void Shim::detach() {
     bpf_link__destroy(link_);
     link_ = nullptr;
   }
+  for (bpf_link* l : tracing_links_) bpf_link__destroy(l);
+  tracing_links_.clear();
+}
+
+std::span<const volatile CpuState> Shim::cpu_states() const {
+  return {cpu_states_, static_cast<std::size_t>(nr_cpus_)};
 }
 
 int Shim::task_ring_fd() const { return bpf_map__fd(skel_->maps.tasks); }

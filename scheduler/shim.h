@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "scheduler/messages.h"
 
@@ -53,10 +55,18 @@ class Shim {
   // Sums the per-CPU counters (one system call).
   ShimStats read_stats() const;
 
+  // What each CPU runs, indexed by CPU id (see struct zernel_cpu_state): shared memory the
+  // shim writes, read without a system call. Valid while the Shim lives.
+  std::span<const volatile CpuState> cpu_states() const;
+
  private:
   Shim() = default;
   zernel_bpf* skel_ = nullptr;
   bpf_link* link_ = nullptr;
+  std::vector<bpf_link*> tracing_links_;  // futex tracepoints
+  const CpuState* cpu_states_ = nullptr;
+  std::size_t cpu_states_len_ = 0;
+  int nr_cpus_ = 0;
 };
 
 // SCX_ECODE_ACT_RESTART: the kernel asks the scheduler to restart (e.g. after hotplug).

@@ -62,6 +62,9 @@ class TaskTable {
   }
 
   // Looks up without inserting; nullptr if absent.
+  State* find(std::int32_t pid) {
+    return const_cast<State*>(static_cast<const TaskTable*>(this)->find(pid));
+  }
   const State* find(std::int32_t pid) const {
     std::size_t idx = hash(pid) & mask_;
     for (std::size_t i = 0; i < kProbe; ++i) {

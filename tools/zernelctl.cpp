@@ -196,13 +196,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   CLI::App* status = app.add_subcommand("status", "Print the scheduler's state");
   CLI::App* policy = app.add_subcommand("policy", "Switch the scheduling policy without detaching");
-  policy->add_option("name", policy_name, "Policy to switch to (fair | fifo)")->required();
+  policy->add_option("name", policy_name, "Policy to switch to (fair | fifo | phase)")->required();
   CLI::App* reload = app.add_subcommand("reload", "Re-read the configuration");
   CLI::App* trace = app.add_subcommand("trace", "Record scheduling events into FILE for SECONDS");
   trace->add_option("seconds", trace_seconds, "How long to record (0.001..3600)")
       ->required()
       ->check(CLI::Range(0.001, 3600.0));
   trace->add_option("file", trace_file, "Where the scheduler writes the trace")->required();
+  CLI::App* phases = app.add_subcommand(
+      "phases", "List the tasks of ML jobs with their committed phase: <tid> <tgid> <phase> per line");
   app.set_version_flag("-V,--version", "zernelctl 0.1.0");
 
   try {
@@ -225,6 +227,8 @@ int main(int argc, char** argv) {
     words = {"policy", policy_name};
   } else if (reload->parsed()) {
     words = {"reload"};
+  } else if (phases->parsed()) {
+    words = {"phases"};
   } else if (trace->parsed()) {
     // The scheduler runs in another directory: a relative path would land in its cwd.
     std::error_code ec;

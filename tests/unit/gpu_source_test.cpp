@@ -110,6 +110,23 @@ TEST(FileGpuSource, ParsesTheFormat) {
   EXPECT_TRUE(src.pids_on_gpu(3).empty());
 }
 
+TEST(FileGpuSource, NodeIsOptionalInAnyOrder) {
+  FileGpuSource src("/nonexistent");
+  src.parse(
+      "gpu 0 util 10 node 1\n"
+      "gpu 1 util 20 pids 5 node 0\n"
+      "gpu 2 util 30 node 1 pids 6,7\n"
+      "gpu 3 util 40\n");
+  EXPECT_EQ(src.malformed_lines(), 0u);
+  EXPECT_EQ(src.numa_node(0), 1);
+  EXPECT_EQ(src.numa_node(1), 0);
+  EXPECT_EQ(src.numa_node(2), 1);
+  EXPECT_EQ(src.numa_node(3), std::nullopt);  // unknown: the topology decides
+  EXPECT_EQ(src.numa_node(4), std::nullopt);
+  EXPECT_THAT(src.pids_on_gpu(1), ElementsAre(5));
+  EXPECT_THAT(src.pids_on_gpu(2), ElementsAre(6, 7));
+}
+
 TEST(FileGpuSource, GapsAreUnknown) {
   FileGpuSource src("/nonexistent");
   src.parse("gpu 2 util 50\n");
@@ -135,8 +152,11 @@ TEST(FileGpuSource, MalformedLinesAreSkippedAndCounted) {
       "gpu 1 use 5\n"            // wrong keyword
       "gpu 0 util 90\n"          // repeats gpu 0: the first line stays
       "hello\n"
+      "gpu 1 util 5 node -1\n"   // node out of range
+      "gpu 1 util 5 node 1 node 1\n"  // node twice
+      "gpu 1 util 5 node\n"      // node without a value
       "gpu 3 util 12.5\n");
-  EXPECT_EQ(src.malformed_lines(), 13u);
+  EXPECT_EQ(src.malformed_lines(), 16u);
   EXPECT_EQ(src.count(), 4);
   EXPECT_EQ(src.utilization_pct(0), 40.0);
   EXPECT_EQ(src.utilization_pct(1), std::nullopt);

@@ -1,0 +1,296 @@
+#include "scheduler/phase_policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace zernel {
+namespace {
+
+// What `ns` of CPU costs a task of `weight` (100 = nice 0) in virtual time.
+std::uint64_t scaled(std::uint64_t ns, std::uint64_t weight) { return ns * 100 / std::max<std::uint64_t>(weight, 1); }
+
+// A task "had a CPU burst" in a window when it used more than this share of it: a thread
+// that only launches GPU work and waits still runs for a few microseconds per launch.
+constexpr std::uint64_t kBurstShareDivisor = 20;  // 5%
+
+// How long a task stays a GPU thread, and a feeder stays a feeder, after the evidence:
+// in evaluation windows. Two, so that one quiet window does not break the stability
+// streak of a pipeline that hands over a batch every window or so.
+constexpr std::uint64_t kMemoryWindows = 2;
+
+constexpr std::array<std::uint32_t, 41> make_scales() {
+  std::array<std::uint32_t, 41> t{};
+  // 1024 * 1.25^p for p = -20..20, computed without <cmath> in a constant expression.
+  double v = 1024.0;
+  for (int i = 0; i < 20; ++i) v /= 1.25;
+  for (int p = -20; p <= 20; ++p) {
+    t[static_cast<std::size_t>(p + 20)] = static_cast<std::uint32_t>(v + 0.5) ? static_cast<std::uint32_t>(v + 0.5) : 1;
+    v *= 1.25;
+  }
+  return t;
+}
+constexpr auto kScales = make_scales();
+
+}  // namespace
+
+std::uint32_t priority_scale_1024(int priority) {
+  return kScales[static_cast<std::size_t>(std::clamp(priority, -20, 20) + 20)];
+}
+
+NodeMap NodeMap::single_node(int nr_cpus) {
+  NodeMap m;
+  m.node_of_cpu.assign(static_cast<std::size_t>(std::max(nr_cpus, 1)), 0);
+  m.cpus_of_node.resize(1);
+  for (int c = 0; c < nr_cpus; ++c) m.cpus_of_node[0].push_back(c);
+  return m;
+}
+
+PhasePolicy::PhasePolicy(const PolicyConfig& cfg, SnapshotExchange<MlSnapshot>& snapshots, NodeMap nodes,
+                         std::span<const volatile CpuState> cpus, SpscQueue<PhaseChange>* changes)
+    : cfg_(cfg),
+      snapshots_(snapshots),
+      nodes_(std::move(nodes)),
+      cpus_(cpus),
+      changes_(changes),
+      tasks_(cfg.max_tracked_tasks),
+      placed_(std::max<std::size_t>({nodes_.node_of_cpu.size(), cpus.size(), 1}), 0),
+      slice_(cfg.slice_ns) {}
+
+void PhasePolicy::set_load(std::uint64_t nr_waiting) {
+  const std::uint64_t fit = cfg_.round_budget_ns * std::max<std::uint32_t>(cfg_.nr_cpus, 1) / (nr_waiting + 1);
+  slice_ = std::clamp(fit, cfg_.min_slice_ns, cfg_.slice_ns);
+}
+
+void PhasePolicy::activate(std::uint64_t now_ns) {
+  vclock_ = std::max(vclock_, now_ns);
+  floor_cursor_ = std::max(floor_cursor_, vclock_ > slice_ ? vclock_ - slice_ : 0);
+}
+
+void PhasePolicy::report(const PhaseChange& c) {
+  if (!changes_ || !changes_->try_push(c)) dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out) {
+  snap_ = snapshots_.acquire();
+  std::fill(placed_.begin(), placed_.end(), 0);
+  if (snap_ && snap_->multi_tenant && !in.empty()) {
+    // Tenant activity windows roll over at batch granularity.
+    const std::uint64_t epoch = in[0].enq_ns / std::max<std::uint64_t>(snap_->eval_interval_ns, 1);
+    if (epoch != tenant_epoch_) {
+      tenant_active_prev_ = epoch == tenant_epoch_ + 1 ? tenant_active_cur_ : decltype(tenant_active_cur_){};
+      tenant_active_cur_ = {};
+      tenant_epoch_ = epoch;
+    }
+  }
+  for (std::size_t i = 0; i < in.size(); ++i) out[i] = decide_one(in[i]);
+}
+
+void PhasePolicy::account(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc) {
+  const Config::PhaseDetection& det = snap_->detection;
+  const std::uint64_t memory = kMemoryWindows * snap_->eval_interval_ns;
+  st.win_run_ns += ev.runtime_ns;
+  st.win_futex += ev.futex_waits;
+  futex_waits_.store(futex_waits_.load(std::memory_order_relaxed) + ev.futex_waits, std::memory_order_relaxed);
+  if (!is_wakeup(ev)) return;
+
+  const bool io = slept_on_io(ev);
+  if (io) st.win_iowait_ns += ev.sleep_ns;
+  // burst_ns of a wakeup is the burst that ended in the sleep it wakes from: after a GPU
+  // sync, that burst is the optimizer step.
+  st.last_burst_ns = ev.burst_ns;
+  if (st.last_wakeup_was_sync && ev.burst_ns > 0 && ev.burst_ns < det.optimizer_burst_max_ns) {
+    st.win_opt_pattern = true;
+    st.win_opt_burst_ns = ev.burst_ns;
+  }
+
+  const ProcessInfo* waker = snap_->find(ev.waker_tgid);
+  const bool by_job = waker && waker->job == proc.job && ev.waker_pid != ev.pid;
+  const bool gpu_busy = snap_->gpu_util_of(proc.gpu_mask) > det.gpu_idle_threshold;
+  const bool sync = !io && !by_job && gpu_busy && ev.sleep_ns > 0;
+  st.last_wakeup_was_sync = sync;
+  if (sync) st.last_gpu_sync_ns = ev.enq_ns;
+
+  if (!by_job) return;
+  // A hand-over between a GPU thread and another task of its job, in either direction
+  // (the trainer waited for a batch, or a worker waited for room in the queue): that task
+  // is the GPU thread's data pipeline.
+  const auto is_gpu_thread = [&](const TaskState& t) {
+    return t.last_gpu_sync_ns != 0 && ev.enq_ns - t.last_gpu_sync_ns < memory;
+  };
+  TaskState* other = tasks_.find(ev.waker_pid);
+  if (!other || other->job != proc.job) return;
+  if (is_gpu_thread(st) && !is_gpu_thread(*other)) other->last_fed_ns = ev.enq_ns;
+  if (is_gpu_thread(*other) && !is_gpu_thread(st)) st.last_fed_ns = ev.enq_ns;
+}
+
+void PhasePolicy::evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc) {
+  const std::uint64_t window = ev.enq_ns - st.win_start;
+  PhaseSignals s;
+  s.io_wait_fraction = std::min(1.0, static_cast<double>(st.win_iowait_ns) / static_cast<double>(window));
+  s.gpu_util_pct = snap_->gpu_util_of(proc.gpu_mask);
+  s.cpu_burst_in_window = st.win_run_ns * kBurstShareDivisor > window;
+  s.last_burst_ns = st.win_opt_pattern ? st.win_opt_burst_ns : st.last_burst_ns;
+  s.gpu_sync_since_last_burst = st.win_opt_pattern;
+  s.futex_waits = st.win_futex;
+  s.nccl_active = proc.nccl;
+  s.feeds_gpu_thread =
+      st.last_fed_ns != 0 && ev.enq_ns - st.last_fed_ns < kMemoryWindows * snap_->eval_interval_ns;
+
+  const PhaseDetector detector(snap_->detection);
+  const Phase before = st.tracker.committed;
+  if (st.tracker.observe(detector.classify(s), detector.stability_count())) {
+    transitions_.store(transitions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    report({ev.pid, ev.tgid, before, st.tracker.committed, ev.enq_ns});
+  }
+
+  st.win_start = ev.enq_ns;
+  st.win_run_ns = st.win_iowait_ns = 0;
+  st.win_futex = 0;
+  st.win_opt_pattern = false;
+  st.win_opt_burst_ns = 0;
+}
+
+std::uint32_t PhasePolicy::effective_weight(const TaskEvent& ev, TaskState& st, const ProcessInfo* proc,
+                                            Phase phase) {
+  int priority = phase_rule(phase).priority;
+  const bool tenant = snap_ && snap_->multi_tenant && proc && proc->tenant >= 0 &&
+                      static_cast<std::size_t>(proc->tenant) < kMaxTenants;
+  if (snap_ && snap_->multi_tenant && proc) priority += proc->priority;
+  std::uint64_t w = std::uint64_t{ev.weight} * priority_scale_1024(priority) / 1024;
+  if (tenant) {
+    const auto t = static_cast<std::size_t>(proc->tenant);
+    if (st.tenant_epoch != tenant_epoch_ + 1) {  // +1: 0 means "never counted"
+      st.tenant_epoch = tenant_epoch_ + 1;
+      ++tenant_active_cur_[t];
+    }
+    // The tenant's GPUs, split among its active tasks, normalised so that all tenant
+    // tasks together weigh as many plain tasks as there are.
+    std::uint64_t total_tasks = 0, total_gpus = 0;
+    for (std::size_t i = 0; i < kMaxTenants; ++i) {
+      const std::uint64_t active = std::max(tenant_active_prev_[i], tenant_active_cur_[i]);
+      if (!active) continue;
+      total_tasks += active;
+      total_gpus += std::max<std::uint16_t>(snap_->tenant_gpus[i], 1);
+    }
+    const std::uint64_t active = std::max<std::uint64_t>({tenant_active_prev_[t], tenant_active_cur_[t], 1});
+    const std::uint64_t gpus = std::max<std::uint16_t>(snap_->tenant_gpus[t], 1);
+    w = w * gpus * total_tasks / (active * std::max<std::uint64_t>(total_gpus, 1));
+  }
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(w, 1, 1'000'000));
+}
+
+int PhasePolicy::least_loaded(std::span<const int> cpus, int prefer, bool idle_only) {
+  int best = -1;
+  std::uint32_t best_load = ~0u;
+  for (int c : cpus) {
+    const auto i = static_cast<std::size_t>(c);
+    if (i >= placed_.size()) continue;
+    std::uint32_t load = placed_[i];
+    if (i < cpus_.size()) load += cpus_[i].busy + cpus_[i].nr_queued;
+    // The previous CPU wins ties: its caches are warm.
+    if (load < best_load || (load == best_load && c == prefer)) {
+      best = c;
+      best_load = load;
+    }
+  }
+  if (best < 0 || (idle_only && best_load != 0)) return -1;
+  ++placed_[static_cast<std::size_t>(best)];
+  return best;
+}
+
+int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
+  if (ev.nr_cpus_allowed == 1) return ev.prev_cpu;  // pinned: nothing to choose
+  if (!proc || !snap_ || !snap_->numa.enabled) return kCpuAny;
+  if (snap_->numa.gpu_affinity && proc->node >= 0 &&
+      static_cast<std::size_t>(proc->node) < nodes_.cpus_of_node.size()) {
+    const auto& near = nodes_.cpus_of_node[static_cast<std::size_t>(proc->node)];
+    if (!near.empty()) return least_loaded(near, ev.prev_cpu, false);
+  }
+  if (snap_->numa.memory_affinity && proc->job && nodes_.cpus_of_node.size() > 1 && ev.prev_cpu >= 0 &&
+      static_cast<std::size_t>(ev.prev_cpu) < nodes_.node_of_cpu.size()) {
+    const int node = nodes_.node_of_cpu[static_cast<std::size_t>(ev.prev_cpu)];
+    if (node >= 0 && static_cast<std::size_t>(node) < nodes_.cpus_of_node.size()) {
+      const int c = least_loaded(nodes_.cpus_of_node[static_cast<std::size_t>(node)], ev.prev_cpu, true);
+      if (c >= 0) return c;
+    }
+  }
+  return kCpuAny;
+}
+
+Decision PhasePolicy::decide_one(const TaskEvent& ev) {
+  bool created = false;
+  TaskState& st = tasks_.get(ev.pid, ev.enq_ns, &created);
+  const ProcessInfo* proc = snap_ ? snap_->find(ev.tgid) : nullptr;
+  const bool ml = proc && proc->job != 0;
+
+  if (ml) {
+    if (st.job != proc->job) {  // first seen in this job: a fresh history
+      const std::uint64_t vruntime = st.vruntime;
+      st = TaskState{};
+      st.vruntime = vruntime;
+      st.job = proc->job;
+      st.win_start = ev.enq_ns;
+      report({ev.pid, ev.tgid, Phase::Unknown, Phase::Unknown, ev.enq_ns});
+    }
+    // Close the window first: this event's runtime and wakeup belong to the next one.
+    if (ev.enq_ns - st.win_start >= snap_->eval_interval_ns) evaluate(st, ev, *proc);
+    account(st, ev, *proc);
+  } else if (st.job != 0) {  // no longer in a job (exec, exit of the job root)
+    if (st.tracker.committed != Phase::Unknown) {
+      transitions_.store(transitions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      report({ev.pid, ev.tgid, st.tracker.committed, Phase::Unknown, ev.enq_ns});
+    }
+    st.job = 0;
+    st.tracker = PhaseTracker{};
+  }
+
+  const Phase phase = ml ? st.tracker.committed : Phase::Unknown;
+  const PhaseRule rule = phase_rule(phase);
+  const std::uint32_t weight = effective_weight(ev, st, proc, phase);
+
+  // Virtual runtime and placement in virtual time, as FairPolicy, except that only new
+  // tasks and wakeups are placed at the floor: a weighted task that stays runnable must
+  // keep its lag, or the weights would not hold between tasks that never sleep.
+  st.vruntime += scaled(ev.runtime_ns, weight);
+  const std::uint64_t clock_floor = vclock_ > slice_ ? vclock_ - slice_ : 0;
+  const std::uint64_t floor = std::max(clock_floor, floor_cursor_);
+  const bool placed = (created || is_wakeup(ev)) && st.vruntime < floor;
+  if (placed) st.vruntime = floor;
+  vclock_ = std::max(vclock_, st.vruntime);
+
+  const bool short_burst = is_wakeup(ev) && ev.burst_ns < slice_ / 2;
+  std::uint64_t request = short_burst ? std::clamp<std::uint64_t>(ev.burst_ns, cfg_.min_slice_ns, slice_) : slice_;
+  std::uint64_t slice = slice_;
+  std::uint64_t flags = 0;
+  switch (rule.preempt) {
+    case PhaseRule::Preempt::Aggressive:
+    case PhaseRule::Preempt::LowLatency: flags = ZERNEL_DEC_PREEMPT | ZERNEL_DEC_PREEMPT_NOW; break;
+    case PhaseRule::Preempt::Preemptive: flags = is_wakeup(ev) ? ZERNEL_DEC_PREEMPT | ZERNEL_DEC_PREEMPT_NOW : 0; break;
+    case PhaseRule::Preempt::Standard: flags = short_burst ? ZERNEL_DEC_PREEMPT : 0; break;
+    case PhaseRule::Preempt::YieldAtOnce:
+      slice = request = cfg_.min_slice_ns;
+      break;
+  }
+  if (placed) floor_cursor_ = st.vruntime + scaled(request, weight);
+
+  std::uint64_t key = st.vruntime + scaled(request, weight);
+  // The latency target as a deadline: ahead of every task placed at the floor.
+  if (rule.latency_target_ns) key = std::min(key, clock_floor + rule.latency_target_ns);
+
+  // Single writer (this thread): plain load + store, no locked instruction.
+  auto& counter = by_phase_[phase_index(phase)];
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  auto& cpu = cpu_by_phase_[phase_index(phase)];
+  cpu.store(cpu.load(std::memory_order_relaxed) + ev.runtime_ns, std::memory_order_relaxed);
+
+  Decision d{};
+  d.pid = ev.pid;
+  d.cpu = place(ev, ml || (proc && snap_->multi_tenant) ? proc : nullptr);
+  d.slice_ns = slice;
+  d.vtime = key;
+  d.gen = ev.gen;
+  d.flags = flags;
+  return d;
+}
+
+}  // namespace zernel

@@ -1,0 +1,187 @@
+// phase: the ML policy. Fair (weighted virtual deadlines, as FairPolicy) for everything,
+// with the weight, deadline, preemption and CPU of each task of an ML job set by the
+// phase that task is in, and CPU shares between tenants set by the GPUs they hold.
+//
+// Signals, per task, accumulated from the shim's messages on the hot path (no extra
+// system call; see the README's signal table):
+//   CPU burst          burst_ns / runtime_ns of each message (ops.stopping accounting)
+//   sleep and I/O wait sleep_ns of a wakeup, and ZERNEL_TASK_IOWAIT (p->in_iowait when it
+//                      went to sleep): the window's io_wait_fraction
+//   waker              waker_pid/waker_tgid of a wakeup (ops.runnable's current task)
+//   futex waits        futex_waits (syscall tracepoints in the shim)
+//   GPU utilization    MlSnapshot::gpu_util, sampled by the control thread (NVML or the
+//                      simulated file)
+//   ML job, NCCL, GPUs MlSnapshot::procs, refreshed by the control thread from /proc
+// Derived:
+//   GPU sync           a wakeup from a sleep that was not an I/O wait, not ended by a task
+//                      of the same job, while the process's GPUs were busy (above
+//                      gpu_idle_threshold): the thread waited for the GPU (a CUDA sync ends
+//                      by the driver's interrupt; a data queue ends by a job member).
+//   GPU thread         a task with a GPU sync in the last two windows.
+//   feeds GPU thread   the task woke a GPU thread of its own job in the window (a
+//                      DataLoader worker handing over a batch the trainer waited for).
+//   optimizer pattern  a burst shorter than optimizer_burst_max_ns right after a GPU sync.
+// Each task of an ML job is classified at its first event after every
+// phase_eval_interval_ms by PhaseDetector, and PhaseTracker commits a phase after
+// phase_stability_count identical windows. A task sleeping through windows keeps its
+// phase until it runs again (it needs no scheduling meanwhile).
+//
+// What a phase does (the spec's table, and how each column is realised):
+//   phase           priority  preemption         latency target
+//   DataLoading     +10       aggressive         100 us
+//   GpuCompute      -5        yields at once     none
+//   NcclCollective  +10       low latency        50 us
+//   OptimizerStep   +10       preemptive         100 us
+//   Unknown         0         standard           none
+// - Priority scales the weight like a nice level in reverse: x1.25 per step (CFS's
+//   ratio), so +10 is x9.3 the CPU of a peer when both want it and -5 is x0.33. Tenant
+//   classes add their offset (Training +5, ...) to the same sum.
+// - A latency target becomes a deadline: the task's key is at most target ahead of the
+//   policy clock (the largest virtual runtime seen), so it sorts before every task whose
+//   deadline is further away, however much CPU it used before.
+// - Preemption: "aggressive" and "low latency" ask the shim to kick a CPU running a task
+//   with any later key (ZERNEL_DEC_PREEMPT_NOW) on every enqueue, wakeup or not;
+//   "preemptive" does so on wakeups; "standard" is fair's rule (short-burst wakeups, with
+//   the shim's one-slice margin); "yields at once" gives the task min_slice, so a GPU
+//   thread that wakes to launch work hands the CPU back at once, and never kicks.
+// - Non-ML tasks are Unknown: CFS-like fair treatment, nothing else.
+//
+// Placement ([numa]): a task of a process bound to a GPU goes to an idle CPU of that GPU's
+// node, else the least loaded one there (running + queued, from the shim's per-CPU state,
+// plus what this batch already placed). Other ML tasks stay on their previous CPU's node
+// when it has an idle CPU (memory_affinity: their memory is where they ran). Everything
+// else is placed by the shim (ZERNEL_CPU_ANY).
+//
+// Tenants ([multi_tenant] enabled): each tenant's tasks share the tenant's GPU count as
+// weight: a task's weight is scaled by gpus(tenant) / active tasks(tenant), normalised so
+// that all tenant tasks together weigh as many plain tasks. Two saturating tenants holding
+// 1 and 3 GPUs therefore split the CPU 25/75 however many threads each runs. Active tasks
+// are the tasks seen in the previous or current evaluation window.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "scheduler/ml_snapshot.h"
+#include "scheduler/phase_detector.h"
+#include "scheduler/policy.h"
+#include "scheduler/spsc_queue.h"
+#include "scheduler/task_table.h"
+
+namespace zernel {
+
+// A committed phase, or the first sighting of a task of an ML job (from == to == Unknown).
+struct PhaseChange {
+  std::int32_t pid = 0;
+  std::int32_t tgid = 0;
+  Phase from = Phase::Unknown;
+  Phase to = Phase::Unknown;
+  std::uint64_t at_ns = 0;  // shim clock
+};
+
+struct PhaseRule {
+  int priority = 0;
+  enum class Preempt : std::uint8_t { Standard, Aggressive, LowLatency, Preemptive, YieldAtOnce } preempt =
+      Preempt::Standard;
+  std::uint64_t latency_target_ns = 0;  // 0 = none
+};
+
+// The spec's table.
+constexpr PhaseRule phase_rule(Phase p) {
+  switch (p) {
+    case Phase::DataLoading: return {10, PhaseRule::Preempt::Aggressive, 100'000};
+    case Phase::GpuCompute: return {-5, PhaseRule::Preempt::YieldAtOnce, 0};
+    case Phase::NcclCollective: return {10, PhaseRule::Preempt::LowLatency, 50'000};
+    case Phase::OptimizerStep: return {10, PhaseRule::Preempt::Preemptive, 100'000};
+    case Phase::Unknown: break;
+  }
+  return {};
+}
+
+// Weight multiplier of a priority offset, x1.25 per step, in 1/1024ths. Clamped to -20..20.
+std::uint32_t priority_scale_1024(int priority);
+
+// Which CPUs belong to which NUMA node, flattened for the hot path.
+struct NodeMap {
+  std::vector<std::int16_t> node_of_cpu;     // by CPU id; -1 = unknown
+  std::vector<std::vector<int>> cpus_of_node;  // by node id
+  static NodeMap single_node(int nr_cpus);
+};
+
+class PhasePolicy final : public Policy {
+ public:
+  // `snapshots`, `cpus` (the shim's per-CPU states) and `changes` must outlive the
+  // policy; `changes` may be null (nobody listens).
+  PhasePolicy(const PolicyConfig& cfg, SnapshotExchange<MlSnapshot>& snapshots, NodeMap nodes,
+              std::span<const volatile CpuState> cpus, SpscQueue<PhaseChange>* changes);
+
+  std::string_view name() const override { return "phase"; }
+  void decide(std::span<const TaskEvent> in, std::span<Decision> out) override;
+  void activate(std::uint64_t now_ns) override;
+  void set_load(std::uint64_t nr_waiting) override;
+
+  // Any thread reads these counters relaxed; the dispatcher thread writes them.
+  std::uint64_t decisions_in(Phase p) const { return by_phase_[phase_index(p)].load(std::memory_order_relaxed); }
+  // CPU time charged to tasks while in phase p (non-ML tasks count as Unknown).
+  std::uint64_t cpu_ns_in(Phase p) const { return cpu_by_phase_[phase_index(p)].load(std::memory_order_relaxed); }
+  std::uint64_t transitions() const { return transitions_.load(std::memory_order_relaxed); }
+  std::uint64_t changes_dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  std::uint64_t futex_waits() const { return futex_waits_.load(std::memory_order_relaxed); }  // of ML tasks
+
+  // Dispatcher thread / tests.
+  struct TaskState {
+    std::uint64_t vruntime = 0;
+    // The current window.
+    std::uint64_t win_start = 0;
+    std::uint64_t win_run_ns = 0;
+    std::uint64_t win_iowait_ns = 0;
+    std::uint32_t win_futex = 0;
+    bool win_opt_pattern = false;
+    std::uint64_t win_opt_burst_ns = 0;  // the burst of the last optimizer pattern
+    // Across windows.
+    std::uint64_t last_burst_ns = 0;
+    std::uint64_t last_gpu_sync_ns = 0;  // 0 = never
+    std::uint64_t last_fed_ns = 0;       // last hand-over with a GPU thread of its job
+    bool last_wakeup_was_sync = false;
+    std::int32_t job = 0;  // job root when last seen; 0 = not an ML task
+    std::uint64_t tenant_epoch = 0;
+    PhaseTracker tracker;
+  };
+  const TaskState* task(std::int32_t pid) const { return tasks_.find(pid); }
+  std::uint64_t slice() const { return slice_; }
+
+ private:
+  Decision decide_one(const TaskEvent& ev);
+  void account(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
+  void evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
+  std::uint32_t effective_weight(const TaskEvent& ev, TaskState& st, const ProcessInfo* proc, Phase phase);
+  int place(const TaskEvent& ev, const ProcessInfo* proc);
+  int least_loaded(std::span<const int> cpus, int prefer, bool idle_only);
+  void report(const PhaseChange& c);
+
+  PolicyConfig cfg_;
+  SnapshotExchange<MlSnapshot>& snapshots_;
+  const MlSnapshot* snap_ = nullptr;  // this batch's
+  NodeMap nodes_;
+  std::span<const volatile CpuState> cpus_;
+  SpscQueue<PhaseChange>* changes_;
+  TaskTable<TaskState> tasks_;
+  std::vector<std::uint16_t> placed_;  // per CPU: tasks this batch put there
+
+  std::uint64_t vclock_ = 0;
+  std::uint64_t floor_cursor_ = 0;
+  std::uint64_t slice_;
+
+  // Tenant activity: tasks seen per tenant in the previous and the current window.
+  std::uint64_t tenant_epoch_ = 0;
+  std::array<std::uint32_t, kMaxTenants> tenant_active_prev_{}, tenant_active_cur_{};
+
+  std::array<std::atomic<std::uint64_t>, kPhaseCount> by_phase_{}, cpu_by_phase_{};
+  std::atomic<std::uint64_t> transitions_{0}, dropped_{0}, futex_waits_{0};
+};
+
+}  // namespace zernel
