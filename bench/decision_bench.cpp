@@ -23,10 +23,12 @@
 #include <memory>
 #include <new>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "scheduler/dispatcher.h"
+#include "scheduler/phase_policy.h"
 #include "scheduler/policy.h"
 
 // ---- Allocation counting ---------------------------------------------------------------
@@ -219,11 +221,65 @@ std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// What the phase policy sees on an ML machine: half of the processes are ML jobs of 8
+// processes each (a trainer and its workers), spread over 8 GPUs on 2 NUMA nodes of 32
+// CPUs; every process belongs to one of 4 tenants; GPUs 90% busy.
+struct PhaseWorld {
+  zernel::SnapshotExchange<zernel::MlSnapshot> snapshots;
+  zernel::SpscQueue<zernel::PhaseChange> changes{1u << 16};
+  std::vector<zernel::CpuState> cpus = std::vector<zernel::CpuState>(kCpus);
+
+  explicit PhaseWorld(std::size_t n_tasks) {
+    zernel::MlSnapshot* snap = snapshots.begin_write();
+    snap->nr_gpus = 8;
+    for (std::size_t g = 0; g < 8; ++g) snap->gpu_util[g] = 90;
+    snap->multi_tenant = true;
+    for (std::size_t t = 0; t < 4; ++t) snap->tenant_gpus[t] = static_cast<std::uint16_t>(t + 1);
+    for (std::size_t task = 0; task < n_tasks; task += 8) {
+      const auto tgid = static_cast<std::int32_t>(1000 + task);
+      const std::size_t proc = task / 8;
+      zernel::ProcessInfo info;
+      info.tgid = tgid;
+      info.tenant = static_cast<std::int8_t>(proc % 4);
+      info.priority = 5;
+      if (proc % 16 < 8) {  // ML: jobs of 8 processes
+        info.job = static_cast<std::int32_t>(1000 + (task / 64) * 64);
+        const std::size_t gpu = (task / 64) % 8;
+        info.gpu_mask = std::uint64_t{1} << gpu;
+        info.node = static_cast<std::int16_t>(gpu / 4);
+      }
+      snap->insert(info);
+    }
+    snapshots.publish(snap);
+    for (std::size_t c = 0; c < cpus.size(); ++c) cpus[c].busy = c % 3 != 0;
+  }
+
+  zernel::NodeMap nodes() const {
+    zernel::NodeMap m;
+    m.cpus_of_node.resize(2);
+    for (int c = 0; c < kCpus; ++c) {
+      m.node_of_cpu.push_back(static_cast<std::int16_t>(c / 32));
+      m.cpus_of_node[static_cast<std::size_t>(c / 32)].push_back(c);
+    }
+    return m;
+  }
+};
+
 void BM_Decision(benchmark::State& state, const char* policy_name) {
   const auto n_tasks = static_cast<std::size_t>(state.range(0));
   PolicyConfig cfg;
   cfg.max_tracked_tasks = n_tasks;
-  const std::unique_ptr<zernel::Policy> policy = zernel::make_policy(policy_name, cfg);
+  cfg.nr_cpus = kCpus;
+  std::unique_ptr<PhaseWorld> world;
+  std::unique_ptr<zernel::Policy> policy;
+  if (std::string_view(policy_name) == "phase") {
+    world = std::make_unique<PhaseWorld>(n_tasks);
+    policy = std::make_unique<zernel::PhasePolicy>(cfg, world->snapshots, world->nodes(),
+                                                   std::span<const volatile zernel::CpuState>(world->cpus),
+                                                   &world->changes);
+  } else {
+    policy = zernel::make_policy(policy_name, cfg);
+  }
   if (!policy) {
     state.SkipWithError("unknown policy");
     return;
@@ -235,6 +291,11 @@ void BM_Decision(benchmark::State& state, const char* policy_name) {
   // steady state once, so first-touch faults and cold misses stay out of the figures.
   ring.touch();
   for (std::size_t done = 0; done < 2 * n_tasks; done += kBatch) dispatcher.run_once();
+  if (world) {  // nobody reads phase changes here; keep the queue from filling up
+    zernel::PhaseChange c;
+    while (world->changes.try_pop(&c)) {
+    }
+  }
 
   const Faults before = thread_faults();
   g_allocations.store(0, std::memory_order_relaxed);
@@ -263,6 +324,12 @@ BENCHMARK_CAPTURE(BM_Decision, fair, "fair")
     ->Arg(65536)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Decision, fifo, "fifo")
+    ->ArgName("tasks")
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Arg(65536)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Decision, phase, "phase")
     ->ArgName("tasks")
     ->Arg(1000)
     ->Arg(10000)

@@ -20,7 +20,7 @@ namespace zernel {
 struct PhaseSignals {
   double io_wait_fraction = 0;  // share of the window the task spent in I/O wait, 0..1
   double gpu_util_pct = 0;      // utilization of the GPU(s) the task's process uses, 0..100
-  bool cpu_burst_in_window = false;  // the task ran on a CPU at all during the window
+  bool cpu_burst_in_window = false;  // it did real CPU work in the window (the phase policy: > 5% of it)
   std::uint64_t last_burst_ns = 0;   // length of its last CPU burst (0 = none seen yet)
   bool gpu_sync_since_last_burst = false;  // it waited for the GPU after that burst
   std::uint32_t futex_waits = 0;           // futex sleeps during the window

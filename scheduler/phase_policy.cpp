@@ -81,6 +81,13 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
       tenant_active_cur_ = {};
       tenant_epoch_ = epoch;
     }
+    tenant_total_tasks_ = tenant_total_gpus_ = 0;
+    for (std::size_t i = 0; i < kMaxTenants; ++i) {
+      const std::uint64_t active = std::max(tenant_active_prev_[i], tenant_active_cur_[i]);
+      if (!active) continue;
+      tenant_total_tasks_ += active;
+      tenant_total_gpus_ += std::max<std::uint16_t>(snap_->tenant_gpus[i], 1);
+    }
   }
   for (std::size_t i = 0; i < in.size(); ++i) out[i] = decide_one(in[i]);
 }
@@ -164,33 +171,36 @@ std::uint32_t PhasePolicy::effective_weight(const TaskEvent& ev, TaskState& st, 
       ++tenant_active_cur_[t];
     }
     // The tenant's GPUs, split among its active tasks, normalised so that all tenant
-    // tasks together weigh as many plain tasks as there are.
-    std::uint64_t total_tasks = 0, total_gpus = 0;
-    for (std::size_t i = 0; i < kMaxTenants; ++i) {
-      const std::uint64_t active = std::max(tenant_active_prev_[i], tenant_active_cur_[i]);
-      if (!active) continue;
-      total_tasks += active;
-      total_gpus += std::max<std::uint16_t>(snap_->tenant_gpus[i], 1);
-    }
+    // tasks together weigh as many plain tasks as there are (totals as of batch start).
     const std::uint64_t active = std::max<std::uint64_t>({tenant_active_prev_[t], tenant_active_cur_[t], 1});
     const std::uint64_t gpus = std::max<std::uint16_t>(snap_->tenant_gpus[t], 1);
-    w = w * gpus * total_tasks / (active * std::max<std::uint64_t>(total_gpus, 1));
+    w = w * gpus * std::max<std::uint64_t>(tenant_total_tasks_, 1) / (active * std::max<std::uint64_t>(tenant_total_gpus_, 1));
   }
   return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(w, 1, 1'000'000));
 }
 
 int PhasePolicy::least_loaded(std::span<const int> cpus, int prefer, bool idle_only) {
+  if (cpus.empty()) return -1;
+  // Start at the previous CPU when it is in the set (warm caches), and look at no more than
+  // kPlacementScan CPUs: the first idle one wins, else the least loaded of those seen. A
+  // bounded sample keeps the cost flat on 192-CPU nodes; it is what the power-of-choices
+  // result says is nearly as good as a full scan.
+  constexpr std::size_t kPlacementScan = 8;
+  const auto at = std::lower_bound(cpus.begin(), cpus.end(), prefer);  // node lists are sorted
+  const std::size_t start = at != cpus.end() && *at == prefer ? static_cast<std::size_t>(at - cpus.begin())
+                                                              : scan_cursor_++ % cpus.size();
   int best = -1;
   std::uint32_t best_load = ~0u;
-  for (int c : cpus) {
+  for (std::size_t k = 0; k < std::min(cpus.size(), kPlacementScan); ++k) {
+    const int c = cpus[(start + k) % cpus.size()];
     const auto i = static_cast<std::size_t>(c);
     if (i >= placed_.size()) continue;
     std::uint32_t load = placed_[i];
     if (i < cpus_.size()) load += cpus_[i].busy + cpus_[i].nr_queued;
-    // The previous CPU wins ties: its caches are warm.
-    if (load < best_load || (load == best_load && c == prefer)) {
+    if (load < best_load) {
       best = c;
       best_load = load;
+      if (load == 0) break;
     }
   }
   if (best < 0 || (idle_only && best_load != 0)) return -1;

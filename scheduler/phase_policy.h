@@ -179,6 +179,8 @@ class PhasePolicy final : public Policy {
   // Tenant activity: tasks seen per tenant in the previous and the current window.
   std::uint64_t tenant_epoch_ = 0;
   std::array<std::uint32_t, kMaxTenants> tenant_active_prev_{}, tenant_active_cur_{};
+  std::uint64_t tenant_total_tasks_ = 0, tenant_total_gpus_ = 0;  // as of batch start
+  std::size_t scan_cursor_ = 0;  // where placement scans start when the previous CPU is elsewhere
 
   std::array<std::atomic<std::uint64_t>, kPhaseCount> by_phase_{}, cpu_by_phase_{};
   std::atomic<std::uint64_t> transitions_{0}, dropped_{0}, futex_waits_{0};
