@@ -394,4 +394,10 @@ void ControlServer::serve() {
   for (Connection& c : conns) close_fd(c.fd);
 }
 
+bool control_socket_answers(const std::filesystem::path& path) {
+  sockaddr_un addr{};
+  std::string error;
+  return make_address(path, &addr, &error) && probe_socket(path, addr, &error) == Probe::kLive;
+}
+
 }  // namespace zernel

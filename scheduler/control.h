@@ -91,4 +91,9 @@ class ControlServer {
   bool thread_started_ = false;
 };
 
+// True while a server (this program's or another's) accepts connections on `path`: what
+// start() refuses to replace. --wait-free polls it, since a scheduler detaches from the
+// kernel before it closes its control socket.
+bool control_socket_answers(const std::filesystem::path& path);
+
 }  // namespace zernel

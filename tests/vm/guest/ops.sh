@@ -89,4 +89,9 @@ check "on EEVDF" [ "$(state)" = disabled ]
 kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
 check "every switch reported its EEVDF gap" [ "$(grep -c 'eevdf gap' /share/switch.log)" -ge 2 ]
 wait $ZPID 2>/dev/null
+if [ "$failed" != 0 ]; then
+  # What the scheduler said besides its stats lines, and what the kernel said of it.
+  echo "--- /tmp/z.log (not stats lines)"; grep -v '^zernel: ' /tmp/z.log | tail -n 20
+  dmesg | grep -iE 'sched_ext|BUG|WARNING|stall' | tail -n 20
+fi
 exit $failed
