@@ -10,16 +10,35 @@
  * which userspace subtracts per call.
  *
  * produce:    what ops.enqueue does with the ring: reserve, fill every field the way the
- *             shim fills it, submit with BPF_RB_NO_WAKEUP, then wake the consumer (a
- *             discarded 8-byte record with BPF_RB_FORCE_WAKEUP) only if wake.user_sleeping
- *             says it is about to block. Per-task state the shim keeps in task storage
- *             comes from one global here (the task storage lookup is not transport).
+ *             shim fills it (and the task-context updates that go with it), submit with
+ *             BPF_RB_NO_WAKEUP, then wake the consumer (a discarded 8-byte record with
+ *             BPF_RB_FORCE_WAKEUP) only if wake.user_sleeping says it is about to block.
+ *             Per-task state the shim keeps in task storage comes from one global here
+ *             (the task storage lookup is not transport).
  * drain:      what ops.dispatch does with the ring: bpf_user_ringbuf_drain with
  *             BPF_RB_NO_WAKEUP, or BPF_RB_FORCE_WAKEUP while wake.user_waiting_space is
- *             set; each decision read with bpf_dynptr_read, a lookup of per-task state and
- *             a generation check, stopping after `max` decisions as ops.dispatch stops when
- *             it runs out of dispatch slots. The shim's bpf_task_from_pid and dispatch
- *             kfuncs are not measured (no sched_ext here).
+ *             set; each decision read with bpf_dynptr_read, a lookup of per-task state, a
+ *             generation check and apply_decision()'s timestamp, stopping after `max`
+ *             decisions as ops.dispatch stops when it runs out of dispatch slots. The
+ *             shim's bpf_task_from_pid and dispatch kfuncs are not measured (no sched_ext
+ *             here).
+ *
+ * The shim's clock. zernel_now() is scx_bpf_now() on 6.14+ kernels: in ops.enqueue and
+ * ops.dispatch the rq lock is held and the rq clock is fresh, so it is a kfunc call that
+ * reads rq->scx.clock, no clocksource read. There is no sched_ext here, so CLOCK_RQ stands
+ * in for it with bpf_jiffies64(): also a call that returns a stored time. CLOCK_KTIME is
+ * zernel_now() on kernels before 6.14, bpf_ktime_get_ns(): a TSC read, ~16 ns on this VM.
+ *
+ * Variants, for the tables of what each leg is made of (args->variant):
+ *   produce P_FLOOR   reserve + submit of an unfilled record: the ring's own cost.
+ *   drain   D_DATA    bpf_dynptr_data (a pointer into the sample) instead of
+ *                     bpf_dynptr_read (a copy to the stack).
+ *   drain   D_FLOOR   a callback that only counts: the kernel's per-sample cost.
+ * Prototypes of other ring designs (not what the shim does; the bench's prototypes table):
+ *   drain_batched     each user ring sample carries a whole batch of decisions, copied
+ *                     out with one bpf_dynptr_read.
+ *   produce_percpu    per-CPU single-producer rings in an mmapable array: no reserve
+ *                     lock, no helper; one locked add per record for the wakeup protocol.
  *
  * `wake` is the shim's struct zernel_wake_flags, in this object's .bss as in the shim's;
  * BpfChannel gets a pointer to it as it does in production. args->legacy = 1 replays the
@@ -38,12 +57,27 @@ char _license[] SEC("license") = "GPL";
 struct produce_args {
 	__u32 count;
 	__u32 legacy;
+	__u32 clock;
+	__u32 variant;
 };
 
 struct drain_args {
 	__u32 max;
 	__u32 legacy;
+	__u32 clock;
+	__u32 variant;
 };
+
+enum { CLOCK_RQ = 0, CLOCK_KTIME = 1 };
+enum { P_SHIM = 0, P_FLOOR = 1 };
+enum { D_READ = 0, D_DATA = 1, D_FLOOR = 2 };
+
+static __always_inline __u64 shim_clock(__u32 clock)
+{
+	if (clock == CLOCK_KTIME)
+		return bpf_ktime_get_ns();
+	return bpf_jiffies64(); /* stands in for scx_bpf_now() (see the top) */
+}
 
 /* The shim's wakeup flags, written by BpfChannel::wait_for_events/wait_for_space. */
 struct zernel_wake_flags wake;
@@ -73,6 +107,10 @@ struct bench_task_ctx {
 	__u64 enq_at;
 	__u64 decided_at;
 	__u64 started_at;
+	__u32 sleep;
+	__u32 futex_waits;
+	__u32 in_user;
+	__u32 pad;
 };
 
 struct bench_task_ctx tctx = {
@@ -85,6 +123,8 @@ struct bench_task_ctx tctx = {
 	.waker_pid = 4242,
 	.waker_tgid = 4240,
 	.weight = 100,
+	.sleep = 250000,
+	.futex_waits = 3,
 };
 
 __u64 produce_ns;
@@ -97,6 +137,9 @@ __u64 nr_applied;
 
 __u64 pair_ns;
 __u64 nr_pairs;
+
+__u64 loop_ns;
+__u64 nr_loops;
 
 /* What ops.dispatch looks up per decision: the generation to check, the key to record. */
 struct dispatch_state {
@@ -119,13 +162,54 @@ static __always_inline __u32 sat_u32(__u64 v)
 	return v > 0xffffffffULL ? 0xffffffffU : (__u32)v;
 }
 
+/* The shim's ops.enqueue, field for field, from `msg->pid` to `tctx->in_user = 1`
+ * (prev_cpu: scx_bpf_task_cpu(p) there, a kfunc call; the inlined CPU id here). */
+static __always_inline void fill(struct zernel_task_msg *msg, struct task_struct *p, __u64 now)
+{
+	__u64 enq_flags = SCX_ENQ_WAKEUP_BIT;
+
+	tctx.gen++;
+	msg->pid = p->pid;
+	msg->tgid = p->tgid;
+	msg->prev_cpu = bpf_get_smp_processor_id();
+	msg->nr_cpus_allowed = p->nr_cpus_allowed;
+	msg->enq_flags = enq_flags;
+	msg->enq_ns = now;
+	msg->runtime_ns = tctx.runtime;
+	msg->burst_ns = (enq_flags & SCX_ENQ_WAKEUP_BIT) ? tctx.last_burst : tctx.burst;
+	msg->gen = tctx.gen;
+	msg->weight = tctx.weight;
+	msg->flags = (enq_flags & SCX_ENQ_WAKEUP_BIT) ? ZERNEL_TASK_WAKEUP : 0;
+	if (tctx.iowait)
+		msg->flags |= ZERNEL_TASK_IOWAIT;
+	msg->waker_pid = tctx.waker_pid;
+	msg->waker_tgid = tctx.waker_tgid;
+	msg->sleep_ns = (enq_flags & SCX_ENQ_WAKEUP_BIT) ? tctx.sleep : 0;
+	msg->futex_waits = tctx.futex_waits;
+	tctx.futex_waits = 0;
+	msg->prev_decision_ns = 0;
+	msg->prev_running_ns = 0;
+	msg->prev_enq_ns = tctx.enq_at;
+	if (tctx.decided_at && tctx.started_at >= tctx.decided_at) {
+		msg->prev_decision_ns = sat_u32(tctx.decided_at - tctx.enq_at);
+		msg->prev_running_ns = sat_u32(tctx.started_at - tctx.enq_at);
+	}
+	tctx.enq_at = now;
+	tctx.decided_at = 0;
+	tctx.started_at = 0;
+	__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
+	tctx.runtime = 0;
+	tctx.in_user = 1;
+}
+
 SEC("syscall")
 int produce(struct produce_args *args)
 {
 	struct task_struct *p = bpf_get_current_task_btf();
-	__u64 enq_flags = SCX_ENQ_WAKEUP_BIT;
 	__u32 i, n = args->count;
 	__u32 legacy = args->legacy;
+	__u32 clock = args->clock;
+	__u32 floor = args->variant == P_FLOOR;
 	__u64 t0 = bpf_ktime_get_ns();
 
 	bpf_for(i, 0, n) {
@@ -135,31 +219,12 @@ int produce(struct produce_args *args)
 			nr_reserve_failed++;
 			break;
 		}
-		tctx.gen++;
-		msg->pid = p->pid;
-		msg->tgid = p->tgid;
-		msg->prev_cpu = bpf_get_smp_processor_id();
-		msg->nr_cpus_allowed = p->nr_cpus_allowed;
-		msg->enq_flags = enq_flags;
-		msg->enq_ns = bpf_ktime_get_ns();
-		msg->runtime_ns = tctx.runtime;
-		msg->burst_ns = (enq_flags & SCX_ENQ_WAKEUP_BIT) ? tctx.last_burst : tctx.burst;
-		msg->gen = tctx.gen;
-		msg->weight = tctx.weight;
-		msg->flags = (enq_flags & SCX_ENQ_WAKEUP_BIT) ? ZERNEL_TASK_WAKEUP : 0;
-		if (tctx.iowait)
-			msg->flags |= ZERNEL_TASK_IOWAIT;
-		msg->waker_pid = tctx.waker_pid;
-		msg->waker_tgid = tctx.waker_tgid;
-		msg->prev_decision_ns = 0;
-		msg->prev_running_ns = 0;
-		msg->prev_enq_ns = tctx.enq_at;
-		if (tctx.decided_at && tctx.started_at >= tctx.decided_at) {
-			msg->prev_decision_ns = sat_u32(tctx.decided_at - tctx.enq_at);
-			msg->prev_running_ns = sat_u32(tctx.started_at - tctx.enq_at);
+		if (floor) {
+			bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
+			nr_produced++;
+			continue;
 		}
-		tctx.enq_at = msg->enq_ns;
-		__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
+		fill(msg, p, shim_clock(clock));
 		if (legacy) {
 			bpf_ringbuf_submit(msg, 0);
 		} else {
@@ -177,24 +242,42 @@ int produce(struct produce_args *args)
 struct drain_ctx {
 	__u32 n;
 	__u32 max;
+	__u32 clock;
+	__u32 variant;
 };
+
+/* What drain_one() and apply_decision() do per decision before the dispatch kfuncs. */
+static __always_inline void apply(const struct zernel_decision *d, __u32 clock)
+{
+	struct dispatch_state *st;
+	__u32 key = (__u32)d->pid & (TASK_SLOTS - 1);
+
+	st = bpf_map_lookup_elem(&task_states, &key);
+	if (st && st->gen <= d->gen) {
+		st->gen = d->gen;
+		st->key = d->vtime;
+		tctx.decided_at = shim_clock(clock); /* apply_decision(): zernel_now() */
+		tctx.started_at = tctx.decided_at;   /* ops.running's, so that fill() takes
+						      * the prev_* branch as in the shim */
+		nr_applied++;
+	}
+}
 
 static long drain_one(struct bpf_dynptr *dynptr, void *ctx)
 {
 	struct drain_ctx *c = ctx;
-	struct zernel_decision d;
-	struct dispatch_state *st;
-	__u32 key;
 
 	c->n++;
-	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
-		return c->n >= c->max;
-	key = (__u32)d.pid & (TASK_SLOTS - 1);
-	st = bpf_map_lookup_elem(&task_states, &key);
-	if (st && st->gen <= d.gen) {
-		st->gen = d.gen;
-		st->key = d.vtime;
-		nr_applied++;
+	if (c->variant == D_READ) {
+		struct zernel_decision d;
+
+		if (!bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
+			apply(&d, c->clock);
+	} else if (c->variant == D_DATA) {
+		const struct zernel_decision *d = bpf_dynptr_data(dynptr, 0, sizeof(*d));
+
+		if (d)
+			apply(d, c->clock);
 	}
 	return c->n >= c->max;
 }
@@ -202,7 +285,7 @@ static long drain_one(struct bpf_dynptr *dynptr, void *ctx)
 SEC("syscall")
 int drain(struct drain_args *args)
 {
-	struct drain_ctx c = { .n = 0, .max = args->max };
+	struct drain_ctx c = { .n = 0, .max = args->max, .clock = args->clock, .variant = args->variant };
 	__u64 t0 = bpf_ktime_get_ns();
 
 	__u64 flags = args->legacy ? 0
@@ -212,6 +295,95 @@ int drain(struct drain_args *args)
 	drain_ns += bpf_ktime_get_ns() - t0;
 	nr_drained += c.n;
 	return c.n;
+}
+
+/* --- Prototype: a whole batch of decisions per user ring sample. The kernel's per-sample
+ * work (a locked cmpxchg of the ring's busy flag, an indirect call of the callback under
+ * retpolines, the release of consumer_pos) is then paid once per batch. */
+#define MAX_BATCH 512
+struct zernel_decision batch_buf[MAX_BATCH];
+
+/* One bpf_dynptr_read of the whole sample into a global buffer, then plain loads: the
+ * verifier does not keep the callback's dynptr across a register spill, so a loop of
+ * per-decision helper calls on it does not load. */
+static long drain_batch_one(struct bpf_dynptr *dynptr, void *ctx)
+{
+	struct drain_ctx *c = ctx;
+	__u32 j, k = bpf_dynptr_size(dynptr) / sizeof(struct zernel_decision);
+	__u32 len;
+
+	if (k > MAX_BATCH)
+		k = MAX_BATCH;
+	len = k * sizeof(struct zernel_decision);
+	barrier_var(len);
+	if (len > sizeof(batch_buf))
+		return 1;
+	if (bpf_dynptr_read(batch_buf, len, dynptr, 0, 0))
+		return 1;
+	bpf_for(j, 0, k) {
+		if (j >= MAX_BATCH)
+			break;
+		apply(&batch_buf[j], c->clock);
+		c->n++;
+	}
+	return c->n >= c->max;
+}
+
+SEC("syscall")
+int drain_batched(struct drain_args *args)
+{
+	struct drain_ctx c = { .n = 0, .max = args->max, .clock = args->clock };
+	__u64 t0 = bpf_ktime_get_ns();
+
+	bpf_user_ringbuf_drain(&decisions, drain_batch_one, &c, BPF_RB_NO_WAKEUP);
+	drain_ns += bpf_ktime_get_ns() - t0;
+	nr_drained += c.n;
+	return c.n;
+}
+
+/* --- Prototype: per-CPU single-producer rings in an mmapable array. ops.enqueue runs with
+ * its rq locked and IRQs off, so one CPU never interleaves two producers: no reserve lock
+ * and no helper call, just the stores and a publication. The publication is a locked add
+ * (a full barrier) because the wakeup protocol needs the store of head ordered before the
+ * load of wake.user_sleeping. Only the producer side is measured; head wraps over old
+ * records (no consumer). */
+#define PCPU_SLOTS 2048
+struct pcpu_ring {
+	__u64 head;
+	__u64 pad[7]; /* head on its own cache line */
+	struct zernel_task_msg rec[PCPU_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct pcpu_ring);
+} pcpu_rings SEC(".maps");
+
+SEC("syscall")
+int produce_percpu(struct produce_args *args)
+{
+	struct task_struct *p = bpf_get_current_task_btf();
+	__u32 i, n = args->count, cpu = bpf_get_smp_processor_id();
+	__u32 clock = args->clock;
+	__u64 t0 = bpf_ktime_get_ns();
+	struct pcpu_ring *r = bpf_map_lookup_elem(&pcpu_rings, &cpu);
+
+	if (!r)
+		return 0;
+	bpf_for(i, 0, n) {
+		__u64 h = r->head;
+
+		fill(&r->rec[h & (PCPU_SLOTS - 1)], p, shim_clock(clock));
+		__sync_fetch_and_add(&r->head, 1);
+		if (wake.user_sleeping)
+			wake_dispatcher();
+		nr_produced++;
+	}
+	produce_ns += bpf_ktime_get_ns() - t0;
+	return 0;
 }
 
 /* The cost of one bpf_ktime_get_ns() pair as the programs above use it, averaged. */
@@ -226,6 +398,21 @@ int clock_pair(void *ctx)
 		pair_ns += bpf_ktime_get_ns() - t0;
 		nr_pairs++;
 	}
+	return 0;
+}
+
+/* The cost of one bpf_for iteration, the produce leg's loop (the shim pays a struct_ops
+ * call per task instead, which is not measured here). */
+SEC("syscall")
+int loop_cost(void *ctx)
+{
+	__u32 i;
+	__u64 t0 = bpf_ktime_get_ns();
+
+	bpf_for(i, 0, 1000) {
+		nr_loops++;
+	}
+	loop_ns += bpf_ktime_get_ns() - t0;
 	return 0;
 }
 

@@ -5,6 +5,10 @@
 //   submit          BpfChannel::send, a batch at a time
 //   drain (BPF)     transport.bpf.c `drain`: bpf_user_ringbuf_drain, up to a batch per call
 //
+// Then what the BPF legs are made of (the shim's clock vs. bpf_ktime_get_ns, the ring
+// helpers alone, bpf_dynptr_data vs. bpf_dynptr_read), and two prototypes of other ring
+// designs (transport.bpf.c explains each).
+//
 // BPF legs follow the shim's wakeup protocol (transport.bpf.c): no wakeup while the
 // dispatcher is awake. Every leg runs with a backlog: the ring holds a whole chunk when a consuming leg starts,
 // which is the dispatcher under load, where ns per task matters. Userspace legs are timed
@@ -36,6 +40,7 @@ struct bench_task_ctx {
   std::int32_t waker_pid, waker_tgid;
   std::uint32_t iowait, weight;
   std::uint64_t enq_at, decided_at, started_at;
+  std::uint32_t sleep, futex_waits, in_user, pad;
 };
 
 #include "transport.skel.h"
@@ -49,23 +54,38 @@ using zernel::TaskEvent;
 // The shim's ring sizes (the loader's defaults).
 constexpr std::uint32_t kTaskRingBytes = 4u << 20;
 constexpr std::uint32_t kDecisionRingBytes = 1u << 20;
-// Tasks per backlog chunk, at most: with the default rings 16384 * 96 B = 1.5 MiB of 4 MiB
-// up and 16384 * 48 B = 768 KiB of 1 MiB down, so no leg ever sees a full ring.
+// Tasks per backlog chunk, at most; Bench also caps it at half of either ring (records of
+// sizeof(TaskEvent) + 8 up, 48 bytes down), so no leg ever sees a full ring. With the
+// default rings the decision ring is the limit: 10922 tasks.
 constexpr std::size_t kMaxChunk = 16384;
-constexpr std::size_t kBatches[] = {1, 8, 64, 512};
+constexpr std::size_t kDefaultBatches[] = {1, 8, 64, 512};
 
 struct ProduceArgs {  // struct produce_args in transport.bpf.c
   std::uint32_t count;
   std::uint32_t legacy;
+  std::uint32_t clock;
+  std::uint32_t variant;
 };
 struct DrainArgs {  // struct drain_args in transport.bpf.c
   std::uint32_t max;
   std::uint32_t legacy;
+  std::uint32_t clock;
+  std::uint32_t variant;
 };
 // How the BPF legs wake the other side.
 enum Wakeups : std::uint32_t {
   kShim = 0,    // the shim's protocol: NO_WAKEUP, wake only if the wake flags say so
   kLegacy = 1,  // flags 0: the kernel's default (an irq_work self-IPI per batch or record)
+};
+// What the BPF legs run (transport.bpf.c). The default is the shim on a 6.14+ kernel.
+enum Clock : std::uint32_t { kRqClock = 0, kKtime = 1 };
+enum ProduceVariant : std::uint32_t { kProduceShim = 0, kProduceFloor = 1 };
+enum DrainVariant : std::uint32_t { kDrainRead = 0, kDrainData = 1, kDrainFloor = 2 };
+struct Config {
+  Clock clock = kRqClock;
+  ProduceVariant produce = kProduceShim;
+  DrainVariant drain = kDrainRead;
+  bool baseline = true;  // also run the plain-libbpf userspace legs
 };
 
 std::uint64_t now_ns() {
@@ -117,6 +137,10 @@ int libbpf_copy(void* ctx, void* data, std::size_t size) {
 // caught up, i.e. every batch here; produce_asleep is the produce leg with
 // wake.user_sleeping set, where the shim forces a wakeup per record until the dispatcher
 // runs and clears the flag (at batch 1: the cost of one wakeup).
+struct Prototypes {
+  double produce_percpu = 0, drain_batched = 0;
+};
+
 struct Lockstep {
   double produce = 0, consume = 0, submit = 0, drain = 0;
   double produce_legacy = 0, drain_legacy = 0, produce_asleep = 0;
@@ -133,6 +157,8 @@ class Bench {
     if (!skel_) die("cannot open the BPF object");
     bpf_map__set_max_entries(skel_->maps.tasks, task_ring_bytes);
     bpf_map__set_max_entries(skel_->maps.decisions, decision_ring_bytes);
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus > 0) bpf_map__set_max_entries(skel_->maps.pcpu_rings, static_cast<std::uint32_t>(cpus));
     if (transport_bpf__load(skel_) != 0)
       die(std::string("cannot load the BPF programs: ") + std::strerror(errno) + " (run as root)");
     const int task_fd = bpf_map__fd(skel_->maps.tasks);
@@ -159,9 +185,10 @@ class Bench {
   double pair_ns() const { return pair_ns_; }
   double empty_syscall_ns() const { return empty_ns_; }
   double clock_ns() const { return clock_ns_; }
+  double loop_ns() const { return loop_ns_; }
   std::size_t chunk() const { return chunk_; }
 
-  Legs measure(std::size_t batch, std::size_t tasks) {
+  Legs measure(std::size_t batch, std::size_t tasks, const Config& cfg = Config{}) {
     const std::size_t chunk = chunk_ / batch * batch;
     const std::size_t calls = chunk / batch;
     const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
@@ -170,7 +197,7 @@ class Bench {
 
     for (std::size_t r = 0; r < rounds; ++r) {
       // --- The production path.
-      produce_chunk(batch, calls, kShim, &produce, &produce_sys);
+      produce_chunk(batch, calls, kShim, &produce, &produce_sys, cfg);
 
       std::uint64_t t0 = now_ns();
       std::size_t got = 0;
@@ -187,7 +214,8 @@ class Bench {
       submit += static_cast<double>(now_ns() - t0);
       if (sent != chunk) die("submit: sent " + std::to_string(sent) + " of " + std::to_string(chunk));
 
-      drain_chunk(batch, calls, chunk, kShim, &drain);
+      drain_chunk(batch, calls, chunk, kShim, &drain, cfg);
+      if (!cfg.baseline) continue;
 
       // --- The same with plain libbpf in the userspace legs.
       double unused = 0;
@@ -219,6 +247,42 @@ class Bench {
     const double n = static_cast<double>(rounds * chunk);
     return Legs{produce / n, produce_sys / n, consume / n, submit / n, drain / n,
                 lb_consume / n, lb_submit / n};
+  }
+
+  // The prototypes of transport.bpf.c, ns per task, backlog like measure().
+  // drain_batched: the decisions of a batch as one user ring sample (written with libbpf:
+  // one reserve/submit per batch), drained a sample per call. produce_percpu: the BPF side
+  // only.
+  Prototypes measure_prototypes(std::size_t batch, std::size_t tasks) {
+    const std::size_t chunk = chunk_ / batch * batch;
+    const std::size_t calls = chunk / batch;
+    const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
+    const int drain_fd = bpf_program__fd(skel_->progs.drain_batched);
+    const int produce_fd = bpf_program__fd(skel_->progs.produce_percpu);
+    double drain = 0, produce = 0;
+    make_decisions(batch);
+    for (std::size_t r = 0; r < rounds; ++r) {
+      for (std::size_t i = 0; i < calls; ++i) {
+        void* sample = user_ring_buffer__reserve(lb_down_, static_cast<std::uint32_t>(batch * sizeof(Decision)));
+        if (!sample) die("prototype: decision ring full");
+        std::memcpy(sample, decisions_.data(), batch * sizeof(Decision));
+        user_ring_buffer__submit(lb_down_, sample);
+      }
+      DrainArgs dargs{static_cast<std::uint32_t>(batch), kShim, kRqClock, kDrainRead};
+      std::uint64_t ns = skel_->bss->drain_ns, n = skel_->bss->nr_drained;
+      for (std::size_t i = 0; i < calls; ++i) run(drain_fd, &dargs, sizeof(dargs));
+      if (skel_->bss->nr_drained - n != chunk) die("prototype: batched drain took too few");
+      drain += static_cast<double>(skel_->bss->drain_ns - ns) - static_cast<double>(calls) * pair_ns_;
+
+      ProduceArgs pargs{static_cast<std::uint32_t>(batch), kShim, kRqClock, kProduceShim};
+      ns = skel_->bss->produce_ns;
+      n = skel_->bss->nr_produced;
+      for (std::size_t i = 0; i < calls; ++i) run(produce_fd, &pargs, sizeof(pargs));
+      if (skel_->bss->nr_produced - n != chunk) die("prototype: per-CPU produce wrote too few");
+      produce += static_cast<double>(skel_->bss->produce_ns - ns) - static_cast<double>(calls) * pair_ns_;
+    }
+    const double n = static_cast<double>(rounds * chunk);
+    return Prototypes{produce / n, drain / n};
   }
 
   // Userspace legs are timed per call here, minus the cost of the clock pair.
@@ -270,31 +334,66 @@ class Bench {
   }
 
  private:
+  // Medians of many short rounds: one preemption or interrupt in a round (the machine may
+  // be busy) moves that round, not the figure subtracted from every timed call.
   void calibrate() {
-    constexpr int kPairs = 100000;
-    std::uint64_t sum = 0;
-    for (int i = 0; i < kPairs; ++i) {
-      const std::uint64_t t0 = now_ns();
-      sum += now_ns() - t0;
+    constexpr int kRounds = 201;
+    std::vector<double> rounds;
+    rounds.reserve(kRounds);
+    for (int r = 0; r < kRounds; ++r) {
+      constexpr int kPairs = 500;
+      std::uint64_t sum = 0;
+      for (int i = 0; i < kPairs; ++i) {
+        const std::uint64_t t0 = now_ns();
+        sum += now_ns() - t0;
+      }
+      rounds.push_back(static_cast<double>(sum) / kPairs);
     }
-    clock_ns_ = static_cast<double>(sum) / kPairs;
+    clock_ns_ = median_of(rounds);
 
+    // clock_pair: 1000 in-program pairs per call.
     const int pair_fd = bpf_program__fd(skel_->progs.clock_pair);
-    for (int i = 0; i < 100; ++i) run(pair_fd, nullptr, 0);
-    pair_ns_ = static_cast<double>(skel_->bss->pair_ns) / static_cast<double>(skel_->bss->nr_pairs);
+    rounds.clear();
+    for (int r = 0; r < kRounds; ++r) {
+      const std::uint64_t ns = skel_->bss->pair_ns, n = skel_->bss->nr_pairs;
+      run(pair_fd, nullptr, 0);
+      rounds.push_back(static_cast<double>(skel_->bss->pair_ns - ns) /
+                       static_cast<double>(skel_->bss->nr_pairs - n));
+    }
+    pair_ns_ = median_of(rounds);
 
     const int empty_fd = bpf_program__fd(skel_->progs.empty);
-    constexpr int kCalls = 20000;
     for (int i = 0; i < 1000; ++i) run(empty_fd, nullptr, 0);
-    const std::uint64_t t0 = now_ns();
-    for (int i = 0; i < kCalls; ++i) run(empty_fd, nullptr, 0);
-    empty_ns_ = static_cast<double>(now_ns() - t0) / kCalls;
+    rounds.clear();
+    for (int r = 0; r < kRounds; ++r) {
+      constexpr int kCalls = 100;
+      const std::uint64_t t0 = now_ns();
+      for (int i = 0; i < kCalls; ++i) run(empty_fd, nullptr, 0);
+      rounds.push_back(static_cast<double>(now_ns() - t0) / kCalls);
+    }
+    empty_ns_ = median_of(rounds);
+
+    // loop_cost: 1000 empty bpf_for iterations per call.
+    const int loop_fd = bpf_program__fd(skel_->progs.loop_cost);
+    rounds.clear();
+    for (int r = 0; r < kRounds; ++r) {
+      const std::uint64_t ns = skel_->bss->loop_ns, n = skel_->bss->nr_loops;
+      run(loop_fd, nullptr, 0);
+      rounds.push_back((static_cast<double>(skel_->bss->loop_ns - ns) - pair_ns_) /
+                       static_cast<double>(skel_->bss->nr_loops - n));
+    }
+    loop_ns_ = median_of(rounds);
+  }
+
+  static double median_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
   }
 
   void produce_chunk(std::size_t batch, std::size_t calls, Wakeups mode, double* in_prog,
-                     double* syscall) {
+                     double* syscall, const Config& cfg = Config{}) {
     const int fd = bpf_program__fd(skel_->progs.produce);
-    ProduceArgs args{static_cast<std::uint32_t>(batch), mode};
+    ProduceArgs args{static_cast<std::uint32_t>(batch), mode, cfg.clock, cfg.produce};
     const std::uint64_t before = skel_->bss->produce_ns;
     const std::uint64_t produced = skel_->bss->nr_produced;
     const std::uint64_t t0 = now_ns();
@@ -308,9 +407,9 @@ class Bench {
   }
 
   void drain_chunk(std::size_t batch, std::size_t calls, std::size_t chunk, Wakeups mode,
-                   double* in_prog) {
+                   double* in_prog, const Config& cfg = Config{}) {
     const int fd = bpf_program__fd(skel_->progs.drain);
-    DrainArgs args{static_cast<std::uint32_t>(batch), mode};
+    DrainArgs args{static_cast<std::uint32_t>(batch), mode, cfg.clock, cfg.drain};
     const std::uint64_t before = skel_->bss->drain_ns;
     const std::uint64_t drained = skel_->bss->nr_drained;
     for (std::size_t i = 0; i < calls; ++i) run(fd, &args, sizeof(args));
@@ -344,6 +443,7 @@ class Bench {
   std::vector<Decision> decisions_;
   double pair_ns_ = 0;
   double empty_ns_ = 0;
+  double loop_ns_ = 0;
   double clock_ns_ = 0;
 };
 
@@ -369,12 +469,14 @@ std::string rate_cell(const std::vector<double>& v) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: transport_bench [--reps N] [--tasks N] [--cpu N] [--task-ring KiB] [--decision-ring KiB]\n"
+               "usage: transport_bench [--reps N] [--tasks N] [--cpu N] [--task-ring KiB] [--decision-ring KiB] [--batch N] [--backlog-only]\n"
                "  --reps N             runs per figure; the median is reported (default 3)\n"
                "  --tasks N            tasks per run and batch size (default 65536)\n"
                "  --cpu N              pin to CPU N (default: not pinned)\n"
                "  --task-ring KiB      up ring size, a power of two (default 4096, the shim's)\n"
-               "  --decision-ring KiB  down ring size, a power of two (default 1024, the shim's)\n");
+               "  --decision-ring KiB  down ring size, a power of two (default 1024, the shim's)\n"
+               "  --batch N            only this batch size, 1..512 (default: 1, 8, 64, 512), e.g. to profile\n"
+               "  --backlog-only       skip the lockstep tables (whose wakeup rows dominate a profile)\n");
   std::exit(2);
 }
 
@@ -391,18 +493,27 @@ int main(int argc, char** argv) {
   int reps = 3;
   std::size_t tasks = 65536;
   int cpu = -1;
+  bool lockstep = true;
+  std::vector<std::size_t> batches(std::begin(kDefaultBatches), std::end(kDefaultBatches));
   std::uint32_t task_ring = kTaskRingBytes, decision_ring = kDecisionRingBytes;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--backlog-only") {
+      lockstep = false;
+      continue;
+    }
     if (i + 1 >= argc) usage();
     if (arg == "--reps") reps = std::atoi(argv[++i]);
     else if (arg == "--tasks") tasks = static_cast<std::size_t>(std::atoll(argv[++i]));
     else if (arg == "--cpu") cpu = std::atoi(argv[++i]);
+    else if (arg == "--batch") batches = {static_cast<std::size_t>(std::atoll(argv[++i]))};
     else if (arg == "--task-ring") task_ring = static_cast<std::uint32_t>(std::atoi(argv[++i])) << 10;
     else if (arg == "--decision-ring") decision_ring = static_cast<std::uint32_t>(std::atoi(argv[++i])) << 10;
     else usage();
   }
-  if (reps < 1 || tasks < 1 || task_ring < (64u << 10) || decision_ring < (64u << 10)) usage();
+  if (reps < 1 || tasks < 1 || task_ring < (64u << 10) || decision_ring < (64u << 10) ||
+      batches[0] < 1 || batches[0] > 512)
+    usage();
   if (geteuid() != 0) die("loads BPF programs: run as root");
   if (cpu >= 0) {
     cpu_set_t set;
@@ -412,20 +523,37 @@ int main(int argc, char** argv) {
   }
 
   Bench bench(task_ring, decision_ring);
-  // One unreported pass so that every ring page has been touched and the programs are hot.
-  for (std::size_t b : kBatches) (void)bench.measure(b, bench.chunk());
 
-  constexpr std::size_t kN = std::size(kBatches);
+  // One unreported pass so that every ring page has been touched and the programs are hot.
+  for (std::size_t b : batches) (void)bench.measure(b, bench.chunk());
+
+  const std::size_t kN = batches.size();
   std::vector<std::vector<Legs>> runs(kN);
   std::vector<std::vector<Lockstep>> steps(kN);
+  // What the BPF legs are made of: the same legs with one thing changed.
+  const Config ktime{kKtime, kProduceShim, kDrainRead, false};
+  const Config data{kRqClock, kProduceShim, kDrainData, false};
+  const Config floor{kRqClock, kProduceFloor, kDrainFloor, false};
+  std::vector<std::vector<Legs>> with_ktime(kN), with_data(kN), floors(kN);
+  std::vector<std::vector<Prototypes>> protos(kN);
   for (int r = 0; r < reps; ++r) {
-    for (std::size_t i = 0; i < kN; ++i) runs[i].push_back(bench.measure(kBatches[i], tasks));
-    for (std::size_t i = 0; i < kN; ++i) steps[i].push_back(bench.measure_lockstep(kBatches[i], tasks));
+    for (std::size_t i = 0; i < kN; ++i) runs[i].push_back(bench.measure(batches[i], tasks));
+    if (lockstep)
+      for (std::size_t i = 0; i < kN; ++i) steps[i].push_back(bench.measure_lockstep(batches[i], tasks));
+    for (std::size_t i = 0; i < kN; ++i) {
+      with_ktime[i].push_back(bench.measure(batches[i], tasks, ktime));
+      with_data[i].push_back(bench.measure(batches[i], tasks, data));
+      floors[i].push_back(bench.measure(batches[i], tasks, floor));
+      protos[i].push_back(bench.measure_prototypes(batches[i], tasks));
+    }
   }
 
   std::printf("Transport: %d runs of %zu tasks per batch size; cells are median (min-max). Rings: tasks "
               "%u KiB, decisions %u KiB; backlog chunk %zu tasks. In-program clock pair %.1f ns and "
-              "userspace clock pair %.1f ns (subtracted per timed call); empty BPF_PROG_TEST_RUN %.0f ns.\n\n",
+              "userspace clock pair %.1f ns (subtracted per timed call); empty BPF_PROG_TEST_RUN %.0f ns. "
+              "BPF legs: the shim's per-task work on a 6.14+ kernel, where its clock is scx_bpf_now() "
+              "(the rq clock; bpf_jiffies64() stands in for it here, see transport.bpf.c), and its drain "
+              "reads each decision with bpf_dynptr_read.\n\n",
               reps, tasks, task_ring >> 10, decision_ring >> 10, bench.chunk(), bench.pair_ns(),
               bench.clock_ns(), bench.empty_syscall_ns());
 
@@ -434,7 +562,7 @@ int main(int argc, char** argv) {
   std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
-    std::printf("| %zu | %s | %s | %s | %s | %s | %s |\n", kBatches[i],
+    std::printf("| %zu | %s | %s | %s | %s | %s | %s |\n", batches[i],
                 ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.consume; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.submit; })).c_str(),
@@ -448,7 +576,7 @@ int main(int argc, char** argv) {
   std::printf("|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
-    std::printf("| %zu | %s | %s | %s | %s | %s |\n", kBatches[i],
+    std::printf("| %zu | %s | %s | %s | %s | %s |\n", batches[i],
                 rate_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
                 rate_cell(col(v, [](const Legs& l) { return l.consume; })).c_str(),
                 rate_cell(col(v, [](const Legs& l) { return l.submit; })).c_str(),
@@ -464,7 +592,7 @@ int main(int argc, char** argv) {
     const auto& v = runs[i];
     const double ours = median(col(v, [](const Legs& l) { return l.round_trip(); }));
     const double base = median(col(v, [](const Legs& l) { return l.lb_round_trip(); }));
-    std::printf("| %zu | %s | %s | %s | %s | %+.1f%% |\n", kBatches[i],
+    std::printf("| %zu | %s | %s | %s | %s | %+.1f%% |\n", batches[i],
                 ns_cell(col(v, [](const Legs& l) { return l.lb_consume; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.lb_submit; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.lb_consume + l.lb_submit; })).c_str(),
@@ -472,6 +600,7 @@ int main(int argc, char** argv) {
                 (base - ours) / ours * 100);
   }
 
+  if (lockstep) {
   std::printf("\n### Lockstep (one batch at a time, rings empty between batches), ns/task: the shim's "
               "wakeup protocol with the dispatcher awake; then flags 0 on both helpers (before the "
               "protocol); then produce while the dispatcher is asleep (a forced wakeup per record)\n\n");
@@ -479,7 +608,7 @@ int main(int argc, char** argv) {
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = steps[i];
-    std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", kBatches[i],
+    std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", batches[i],
                 ns_cell(col(v, [](const Lockstep& l) { return l.produce; })).c_str(),
                 ns_cell(col(v, [](const Lockstep& l) { return l.consume; })).c_str(),
                 ns_cell(col(v, [](const Lockstep& l) { return l.submit; })).c_str(),
@@ -490,13 +619,50 @@ int main(int argc, char** argv) {
                 ns_cell(col(v, [](const Lockstep& l) { return l.round_trip_legacy(); })).c_str(),
                 ns_cell(col(v, [](const Lockstep& l) { return l.produce_asleep; })).c_str());
   }
+  }
+
+  std::printf("\n### What the BPF legs are made of (backlog), ns/task: the shim's legs as above; with "
+              "bpf_ktime_get_ns() as the clock (zernel_now() before 6.14: enqueue timestamp, and "
+              "apply_decision()'s); the ring helpers alone (reserve + submit of an unfilled record; a "
+              "drain callback that only counts); the drain reading with bpf_dynptr_data. One bpf_for "
+              "iteration of the produce loop: %.1f ns\n\n",
+              bench.loop_ns());
+  std::printf("| batch | produce: shim | produce: bpf_ktime_get_ns | produce: ring helpers only | drain: shim (bpf_dynptr_read) | drain: bpf_dynptr_data | drain: bpf_ktime_get_ns | drain: kernel only (empty callback) |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < kN; ++i) {
+    const auto& v = runs[i];
+    std::printf("| %zu | %s | %s | %s | %s | %s | %s | %s |\n", batches[i],
+                ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
+                ns_cell(col(with_ktime[i], [](const Legs& l) { return l.produce; })).c_str(),
+                ns_cell(col(floors[i], [](const Legs& l) { return l.produce; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.drain; })).c_str(),
+                ns_cell(col(with_data[i], [](const Legs& l) { return l.drain; })).c_str(),
+                ns_cell(col(with_ktime[i], [](const Legs& l) { return l.drain; })).c_str(),
+                ns_cell(col(floors[i], [](const Legs& l) { return l.drain; })).c_str());
+  }
+
+  std::printf("\n### Prototypes of other ring designs (backlog), ns/task; not what the shim does "
+              "(transport.bpf.c): a batch of decisions per user ring sample, copied out with one "
+              "bpf_dynptr_read and applied as above; per-CPU single-producer rings in an mmapable "
+              "array map (the BPF side only: fill as above, a locked add to publish, the wake flag "
+              "check; no consumer)\n\n");
+  std::printf("| batch | produce: shim | produce: per-CPU array ring | drain: shim | drain: batch per sample |\n");
+  std::printf("|---:|---:|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < kN; ++i) {
+    const auto& v = runs[i];
+    std::printf("| %zu | %s | %s | %s | %s |\n", batches[i],
+                ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
+                ns_cell(col(protos[i], [](const Prototypes& p) { return p.produce_percpu; })).c_str(),
+                ns_cell(col(v, [](const Legs& l) { return l.drain; })).c_str(),
+                ns_cell(col(protos[i], [](const Prototypes& p) { return p.drain_batched; })).c_str());
+  }
 
   std::printf("\n### Cross-check of the backlog produce leg, ns/task: in-program timing vs. whole "
               "syscall minus an empty program\n\n");
   std::printf("| batch | in-program | syscall - empty |\n|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
-    std::printf("| %zu | %s | %s |\n", kBatches[i],
+    std::printf("| %zu | %s | %s |\n", batches[i],
                 ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.produce_syscall; })).c_str());
   }

@@ -487,10 +487,24 @@ static __always_inline void rescue_stalled(void)
 	rescue_pending = false;
 }
 
-void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
+static __always_inline void drain_decisions(void)
 {
 	long ret;
 
+	/* Wake the producer only if it waits for space: the default wakes it (an IPI) after
+	 * every drain that consumed anything. */
+	ret = bpf_user_ringbuf_drain(&decisions, drain_one, NULL,
+				     wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	if (ret == -EBUSY)
+		STAT_INC(nr_drain_busy);
+}
+
+void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
+{
+	/* A spinning dispatcher yields after each batch so that its decisions are applied
+	 * here at once, before it runs again. */
+	if (prev && is_usersched(prev))
+		drain_decisions();
 	if (zernel_move_to_local(USERSCHED_DSQ))
 		return;
 	if (zernel_move_to_local(AGENT_DSQ))
@@ -500,12 +514,7 @@ void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 
 	/* Drain before serving the fallback queue, so that a steady trickle of fallback
 	 * tasks cannot hold userspace's decisions back. */
-	/* Wake the producer only if it waits for space: the default wakes it (an IPI) after
-	 * every drain that consumed anything. */
-	ret = bpf_user_ringbuf_drain(&decisions, drain_one, NULL,
-				     wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-	if (ret == -EBUSY)
-		STAT_INC(nr_drain_busy);
+	drain_decisions();
 
 	if (zernel_move_to_local(FALLBACK_DSQ))
 		return;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -351,8 +352,25 @@ Outcome Agent::run_session(bool first) {
   Shim& shim = *s->shim;
   Dispatcher& dispatcher = *s->dispatcher;
   const auto keep_waiting = [&] { return !stop_.load(std::memory_order_relaxed) && !shim.exited(); };
+  // Spinning (--spin-us): for that long after the last batch, poll instead of sleeping, and
+  // yield the CPU after each batch. The yield is what gets the decisions applied at once:
+  // the shim drains the decision ring in ops.dispatch, which runs on this CPU when its
+  // dispatcher thread yields. Sleeping instead costs a wakeup (an IPI and a context switch)
+  // per burst of events, which is most of a pipe round trip's cost.
+  const auto spin = std::chrono::microseconds(opts_.spin_us);
+  auto last_work = Clock::now();
   while (keep_waiting()) {
-    if (dispatcher.run_once(keep_waiting) == 0) s->channel->wait_for_events(std::chrono::milliseconds(100));
+    if (dispatcher.run_once(keep_waiting) > 0) {
+      if (spin.count() > 0) {
+        last_work = Clock::now();
+        sched_yield();
+      }
+    } else if (spin.count() > 0 && Clock::now() - last_work < spin) {
+      sched_yield();
+    } else {
+      s->channel->wait_for_events(std::chrono::milliseconds(100));
+      last_work = Clock::now();
+    }
     if (opts_.duration_s > 0 && Clock::now() >= deadline) break;
   }
 

@@ -5,12 +5,15 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "scheduler/agent.h"
 #include "scheduler/config.h"
+#include "scheduler/control.h"
 #include "scheduler/policy.h"
 #include "scheduler/preflight.h"
 
@@ -66,6 +69,10 @@ int main(int argc, char** argv) {
   app.add_option("--duration", opts.duration_s, "Detach after SECONDS (0 = run until Ctrl-C)")
       ->check(CLI::Range(0.0, 1e9));
   app.add_option("--batch", opts.batch, "Tasks per dispatcher batch")->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--spin-us", opts.spin_us,
+                 "Poll for this long after a batch instead of sleeping, yielding the CPU between polls")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
   app.add_option("--max-tracked-tasks", max_tracked,
                  "Tasks whose history the policy keeps (default: [general] max_tracked_tasks)")
       ->check(CLI::Range(16, 1 << 22));
@@ -126,7 +133,19 @@ int main(int argc, char** argv) {
   opts.shim.agent_tgid = getpid();
   opts.metrics = !no_metrics;
 
-  if (wait_free_s > 0 && geteuid() == 0) zernel::wait_until_free(sysfs, wait_free_s);
+  if (wait_free_s > 0 && geteuid() == 0) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(wait_free_s));
+    zernel::wait_until_free(sysfs, wait_free_s);
+    // A zernel-scheduler detaches from the kernel before it closes its control socket:
+    // starting in between would be refused as "another zernel-scheduler is running".
+    const std::filesystem::path sock = opts.control_socket.empty()
+                                           ? std::filesystem::path(zernel::control::kDefaultSocketPath)
+                                           : std::filesystem::path(opts.control_socket);
+    while (zernel::control_socket_answers(sock) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   if (std::string err = zernel::preflight(sysfs, geteuid()); !err.empty()) {
     std::fprintf(stderr, "zernel-scheduler: %s\n", err.c_str());
     return 1;

@@ -4,9 +4,13 @@
  * driven by SEC("syscall") programs that BPF_PROG_TEST_RUN can run on any kernel with
  * BPF, sched_ext or not.
  *
- * produce: writes one struct zernel_task_msg per call, every field derived from the call's
- *          seed so that userspace can check each byte landed where it expects.
- * drain:   drains the decision ring as ops.dispatch does and records what it read.
+ * produce:      writes `count` struct zernel_task_msg, every field derived from the
+ *               seed so that userspace can check each byte landed where it expects.
+ * produce_odd:  one record of another size (ODD_SIZE bytes), as a shim built against
+ *               another ABI would send, then one discarded 8-byte record (the shim's
+ *               wakeup), which readers skip.
+ * drain:        drains the decision ring as ops.dispatch does and records what it read in
+ *               seen[], from nr_seen on (userspace resets nr_seen between drains).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,7 +29,7 @@ struct produce_args {
 __u64 nr_produced;
 __u64 nr_reserve_failed;
 
-#define MAX_SEEN 1024
+#define MAX_SEEN 4096 /* more than a 64 KiB decision ring holds: no drained sample is lost */
 struct zernel_decision seen[MAX_SEEN];
 __u64 nr_seen;
 
@@ -52,6 +56,8 @@ static __always_inline void fill(struct zernel_task_msg *m, __u64 seed)
 	for (i = 0; i < ZERNEL_COMM_LEN; i++)
 		m->comm[i] = (char)('a' + (seed + i) % 26);
 	m->comm[ZERNEL_COMM_LEN - 1] = 0;
+	m->sleep_ns = (__u32)(seed * 37);
+	m->futex_waits = (__u32)(seed * 41);
 }
 
 SEC("syscall")
@@ -71,6 +77,27 @@ int produce(struct produce_args *args)
 		bpf_ringbuf_submit(m, 0);
 		nr_produced++;
 	}
+	return 0;
+}
+
+#define ODD_SIZE 64
+
+SEC("syscall")
+int produce_odd(struct produce_args *args)
+{
+	__u32 *m = bpf_ringbuf_reserve(&tasks, ODD_SIZE, 0);
+	void *wake;
+
+	if (!m) {
+		nr_reserve_failed++;
+		return 0;
+	}
+	__builtin_memset(m, 0xab, ODD_SIZE);
+	m[0] = (__u32)args->seed; /* pid */
+	bpf_ringbuf_submit(m, 0);
+	wake = bpf_ringbuf_reserve(&tasks, 8, 0);
+	if (wake)
+		bpf_ringbuf_discard(wake, 0);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -42,7 +43,31 @@ TaskEvent expected(std::uint64_t seed) {
   m.prev_enq_ns = seed * 31;
   for (int i = 0; i < ZERNEL_COMM_LEN; i++) m.comm[i] = static_cast<char>('a' + (seed + i) % 26);
   m.comm[ZERNEL_COMM_LEN - 1] = 0;
+  m.sleep_ns = static_cast<std::uint32_t>(seed * 37);
+  m.futex_waits = static_cast<std::uint32_t>(seed * 41);
   return m;
+}
+
+// Distinct decisions, so that a lost, repeated or reordered one shows.
+std::vector<Decision> make_decisions(std::size_t n) {
+  std::vector<Decision> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = Decision{};
+    out[i].pid = static_cast<std::int32_t>(100 + i);
+    out[i].cpu = i % 3 == 0 ? kCpuAny : static_cast<std::int32_t>(i % 4);
+    out[i].slice_ns = 1000 * i;
+    out[i].vtime = ~std::uint64_t{0} - i;
+    out[i].gen = 7 * i + 1;
+    out[i].flags = i & 1 ? ZERNEL_DEC_PREEMPT : 0;
+  }
+  return out;
+}
+
+// A decision record in the user ring: 8-byte header + the sample, 8-byte aligned.
+constexpr std::size_t kDecisionRecord = (8 + sizeof(Decision) + 7) / 8 * 8;
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 class RingLayout : public ::testing::Test {
@@ -70,10 +95,28 @@ class RingLayout : public ::testing::Test {
     ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.produce), &opts), 0);
   }
 
+  void produce_odd(std::uint64_t seed) {
+    ProduceArgs args{seed, 1, 0};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.produce_odd), &opts), 0);
+  }
+
+  // Drains everything into seen[0..] and returns the number of decisions drained (the
+  // kernel does not count discarded records).
   long drain() {
+    skel_->bss->nr_seen = 0;
     LIBBPF_OPTS(bpf_test_run_opts, opts);
     EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.drain), &opts), 0);
     return static_cast<std::int32_t>(opts.retval);
+  }
+
+  // Drains and checks that what came out is want[first .. first + n), in order.
+  void drain_and_expect(const std::vector<Decision>& want, std::size_t first, std::size_t n) {
+    ASSERT_EQ(drain(), static_cast<long>(n));
+    ASSERT_EQ(skel_->bss->nr_seen, n);
+    for (std::size_t i = 0; i < n; ++i)
+      ASSERT_EQ(std::memcmp(&skel_->bss->seen[i], &want[first + i], sizeof(Decision)), 0)
+          << "decision " << first + i;
   }
 
   std::uint32_t task_ring_bytes_ = 1u << 20;
@@ -112,35 +155,95 @@ TEST_F(RingLayout, EveryFieldOfATaskMessageArrivesIntact) {
 }
 
 TEST_F(RingLayout, DecisionsArriveIntactInOrder) {
-  std::vector<Decision> out(50);
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    out[i] = Decision{};
-    out[i].pid = static_cast<std::int32_t>(100 + i);
-    out[i].cpu = i % 3 == 0 ? kCpuAny : static_cast<std::int32_t>(i % 4);
-    out[i].slice_ns = 1000 * i;
-    out[i].vtime = ~std::uint64_t{0} - i;
-    out[i].gen = 7 * i;
-    out[i].flags = i & 1 ? ZERNEL_DEC_PREEMPT : 0;
-  }
+  const std::vector<Decision> out = make_decisions(50);
   ASSERT_EQ(channel_->send(out), out.size());
-  EXPECT_EQ(drain(), 50);
-  ASSERT_EQ(skel_->bss->nr_seen, 50u);
-  for (std::size_t i = 0; i < out.size(); ++i)
-    EXPECT_EQ(std::memcmp(&skel_->bss->seen[i], &out[i], sizeof(Decision)), 0) << "decision " << i;
+  EXPECT_EQ(channel_->pending_decision_bytes(), out.size() * kDecisionRecord);
+  drain_and_expect(out, 0, out.size());
+  EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
+  EXPECT_EQ(channel_->send({}), 0u);
+  EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
 }
 
-TEST_F(RingLayout, FullDecisionRingAcceptsTheRestAfterADrain) {
-  // 64 KiB / 48 bytes a record (8-byte header + 40): about 1365 fit, 3000 do not.
-  std::vector<Decision> out(3000);
-  for (std::size_t i = 0; i < out.size(); ++i) out[i].pid = static_cast<std::int32_t>(i + 1);
+TEST_F(RingLayout, BatchedSendsWrapAroundTheRingEnd) {
+  // 64 KiB is no multiple of 48 bytes: as positions go round the ring several times, some
+  // records start within 48 bytes of the end and continue at its start (through the second
+  // mapping of the data area). Count them, so that the test knows it covered the case.
+  const std::size_t ring = decision_ring_bytes_;
+  const std::vector<Decision> out = make_decisions(5000);
+  std::size_t pos = 0, straddling = 0;
+  for (std::size_t done = 0; done < out.size();) {
+    const std::size_t batch = std::min<std::size_t>(out.size() - done, 333 + done % 7);
+    ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(done, batch)), batch);
+    for (std::size_t i = 0; i < batch; ++i, pos += kDecisionRecord)
+      straddling += (pos % ring) + kDecisionRecord > ring;
+    drain_and_expect(out, done, batch);
+    done += batch;
+  }
+  EXPECT_GE(pos, 3 * ring);
+  EXPECT_GT(straddling, 0u);
+}
+
+TEST_F(RingLayout, FullDecisionRingAcceptsPartOfABatchThenTheRestAfterADrain) {
+  // 64 KiB / 48 bytes a record (8-byte header + 40): 1365 fit, with 16 bytes to spare.
+  const std::size_t fit = decision_ring_bytes_ / kDecisionRecord;
+  const std::vector<Decision> out = make_decisions(3000);
   std::size_t sent = channel_->send(out);
-  ASSERT_GT(sent, 1000u);
-  ASSERT_LT(sent, out.size());
-  EXPECT_GT(drain(), 0);
-  EXPECT_EQ(skel_->bss->nr_seen, 1024u);  // the test program records at most MAX_SEEN
-  channel_->wait_for_space(std::chrono::milliseconds(100));
-  const std::size_t more = channel_->send(std::span<const Decision>(out).subspan(sent));
-  EXPECT_GT(more, 0u);
+  ASSERT_EQ(sent, fit);
+  // The leftover is padded with a discarded record: the ring reads as completely full...
+  EXPECT_EQ(channel_->pending_decision_bytes(), decision_ring_bytes_);
+  EXPECT_EQ(channel_->send(std::span<const Decision>(out).subspan(sent)), 0u);
+  // ...so the map fd does not poll writable and wait_for_space() sleeps until its timeout
+  // instead of returning at once (with 16 bytes free it would, and the dispatcher would
+  // spin on a full ring).
+  auto t0 = std::chrono::steady_clock::now();
+  channel_->wait_for_space(std::chrono::milliseconds(60));
+  EXPECT_GE(ms_since(t0), 40.0);
+  EXPECT_EQ(wake_.user_waiting_space, 0u);
+
+  // The drain skips the padding and returns the decisions only.
+  drain_and_expect(out, 0, sent);
+  EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
+  t0 = std::chrono::steady_clock::now();
+  channel_->wait_for_space(std::chrono::milliseconds(5000));
+  EXPECT_LT(ms_since(t0), 2500.0);  // room now: returns without waiting for the timeout
+
+  // The rest goes through, a ring at a time, in order.
+  while (sent < out.size()) {
+    const std::size_t more = channel_->send(std::span<const Decision>(out).subspan(sent));
+    ASSERT_EQ(more, std::min(fit, out.size() - sent));
+    drain_and_expect(out, sent, more);
+    sent += more;
+  }
+}
+
+TEST_F(RingLayout, PartOfARingFreedAcceptsThatMuch) {
+  const std::size_t fit = decision_ring_bytes_ / kDecisionRecord;
+  const std::vector<Decision> out = make_decisions(fit + 200);
+  ASSERT_EQ(channel_->send(std::span<const Decision>(out).first(fit - 100)), fit - 100);
+  // 100 records of room, asked for 300: 100 accepted, the ring full.
+  ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(fit - 100, 300)), 100u);
+  EXPECT_EQ(channel_->pending_decision_bytes(), decision_ring_bytes_);
+  drain_and_expect(out, 0, fit);
+  ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(fit)), 200u);
+  drain_and_expect(out, fit, 200);
+}
+
+TEST_F(RingLayout, TaskRecordsOfAnotherSizeAreZeroPaddedAndCounted) {
+  produce(500, 1);
+  produce_odd(777);  // a 64-byte record, then a discarded 8-byte one (a wakeup)
+  produce(501, 1);
+  std::vector<TaskEvent> got(8);
+  ASSERT_EQ(channel_->receive(got), 3u);  // the discarded record is skipped
+  const TaskEvent first = expected(500), last = expected(501);
+  EXPECT_EQ(std::memcmp(&got[0], &first, sizeof(TaskEvent)), 0);
+  EXPECT_EQ(std::memcmp(&got[2], &last, sizeof(TaskEvent)), 0);
+  EXPECT_EQ(got[1].pid, 777);
+  const auto* odd = reinterpret_cast<const std::uint8_t*>(&got[1]);
+  for (std::size_t i = 4; i < 64; ++i) EXPECT_EQ(odd[i], 0xab) << "byte " << i;
+  for (std::size_t i = 64; i < sizeof(TaskEvent); ++i) EXPECT_EQ(odd[i], 0) << "byte " << i;
+  EXPECT_EQ(channel_->mismatched_records(), 1u);
+  EXPECT_EQ(consumed_, 3u);
+  EXPECT_EQ(channel_->pending_bytes(), 0u);
 }
 
 TEST_F(RingLayout, FullTaskRingRefusesReservationsInsteadOfOverwriting) {
