@@ -18,6 +18,9 @@ constexpr std::uint64_t kBurstShareDivisor = 20;  // 5%
 // streak of a pipeline that hands over a batch every window or so.
 constexpr std::uint64_t kMemoryWindows = 2;
 
+// A whole task's load (runnable all the time), in the fixed point of runnable_1024.
+constexpr std::uint64_t kOneTask = 1024;
+
 constexpr std::array<std::uint32_t, 41> make_scales() {
   std::array<std::uint32_t, 41> t{};
   // 1024 * 1.25^p for p = -20..20, computed without <cmath> in a constant expression.
@@ -77,15 +80,15 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
     // Tenant activity windows roll over at batch granularity.
     const std::uint64_t epoch = in[0].enq_ns / std::max<std::uint64_t>(snap_->eval_interval_ns, 1);
     if (epoch != tenant_epoch_) {
-      tenant_active_prev_ = epoch == tenant_epoch_ + 1 ? tenant_active_cur_ : decltype(tenant_active_cur_){};
-      tenant_active_cur_ = {};
+      tenant_load_prev_ = epoch == tenant_epoch_ + 1 ? tenant_load_cur_ : decltype(tenant_load_cur_){};
+      tenant_load_cur_ = {};
       tenant_epoch_ = epoch;
     }
-    tenant_total_tasks_ = tenant_total_gpus_ = 0;
+    tenant_total_load_ = tenant_total_gpus_ = 0;
     for (std::size_t i = 0; i < kMaxTenants; ++i) {
-      const std::uint64_t active = std::max(tenant_active_prev_[i], tenant_active_cur_[i]);
-      if (!active) continue;
-      tenant_total_tasks_ += active;
+      const std::uint64_t load = std::max(tenant_load_prev_[i], tenant_load_cur_[i]);
+      if (!load) continue;
+      tenant_total_load_ += std::max<std::uint64_t>(load, kOneTask);
       tenant_total_gpus_ += std::max<std::uint16_t>(snap_->tenant_gpus[i], 1);
     }
   }
@@ -157,6 +160,25 @@ void PhasePolicy::evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo
   st.win_opt_burst_ns = 0;
 }
 
+void PhasePolicy::update_runnable(TaskState& st, const TaskEvent& ev, bool created) const {
+  const std::uint64_t dt = !created && st.last_event_ns && ev.enq_ns > st.last_event_ns ? ev.enq_ns - st.last_event_ns : 0;
+  st.last_event_ns = ev.enq_ns;
+  std::uint64_t runnable = dt, span = dt;  // a slice expiry: runnable all along
+  if (is_wakeup(ev)) {
+    // Ran for its burst after waiting prev_running_ns in the queue, then slept.
+    runnable = ev.burst_ns + ev.prev_running_ns;
+    if (dt > ev.sleep_ns) runnable = std::min<std::uint64_t>(runnable, dt - ev.sleep_ns);
+    span = runnable + ev.sleep_ns;
+  }
+  if (span == 0) return;
+  const std::uint64_t sample = runnable * kOneTask / span;
+  // Weight the sample by how much time it covers, up to one window: a first sighting by a
+  // wakeup has no history to average with.
+  const std::uint64_t window = std::max<std::uint64_t>(snap_->eval_interval_ns, 1);
+  const std::uint64_t alpha = created && is_wakeup(ev) ? kOneTask : std::min(kOneTask, span * kOneTask / window);
+  st.runnable_1024 = static_cast<std::uint32_t>((st.runnable_1024 * (kOneTask - alpha) + sample * alpha) / kOneTask);
+}
+
 std::uint32_t PhasePolicy::effective_weight(const TaskEvent& ev, TaskState& st, const ProcessInfo* proc,
                                             Phase phase) {
   int priority = phase_rule(phase).priority;
@@ -168,13 +190,13 @@ std::uint32_t PhasePolicy::effective_weight(const TaskEvent& ev, TaskState& st, 
     const auto t = static_cast<std::size_t>(proc->tenant);
     if (st.tenant_epoch != tenant_epoch_ + 1) {  // +1: 0 means "never counted"
       st.tenant_epoch = tenant_epoch_ + 1;
-      ++tenant_active_cur_[t];
+      tenant_load_cur_[t] += st.runnable_1024;
     }
-    // The tenant's GPUs, split among its active tasks, normalised so that all tenant
-    // tasks together weigh as many plain tasks as there are (totals as of batch start).
-    const std::uint64_t active = std::max<std::uint64_t>({tenant_active_prev_[t], tenant_active_cur_[t], 1});
+    // The tenant's GPUs, split by its load, normalised so that all tenant tasks together
+    // weigh as many plain tasks as their load (totals as of batch start).
+    const std::uint64_t load = std::max<std::uint64_t>({tenant_load_prev_[t], tenant_load_cur_[t], kOneTask});
     const std::uint64_t gpus = std::max<std::uint16_t>(snap_->tenant_gpus[t], 1);
-    w = w * gpus * std::max<std::uint64_t>(tenant_total_tasks_, 1) / (active * std::max<std::uint64_t>(tenant_total_gpus_, 1));
+    w = w * gpus * std::max<std::uint64_t>(tenant_total_load_, kOneTask) / (load * std::max<std::uint64_t>(tenant_total_gpus_, 1));
   }
   return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(w, 1, 1'000'000));
 }
@@ -256,6 +278,7 @@ Decision PhasePolicy::decide_one(const TaskEvent& ev) {
 
   const Phase phase = ml ? st.tracker.committed : Phase::Unknown;
   const PhaseRule rule = phase_rule(phase);
+  if (snap_ && snap_->multi_tenant) update_runnable(st, ev, created);
   const std::uint32_t weight = effective_weight(ev, st, proc, phase);
 
   // Virtual runtime and placement in virtual time, as FairPolicy, except that only new

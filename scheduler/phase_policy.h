@@ -53,10 +53,17 @@
 // else is placed by the shim (ZERNEL_CPU_ANY).
 //
 // Tenants ([multi_tenant] enabled): each tenant's tasks share the tenant's GPU count as
-// weight: a task's weight is scaled by gpus(tenant) / active tasks(tenant), normalised so
-// that all tenant tasks together weigh as many plain tasks. Two saturating tenants holding
-// 1 and 3 GPUs therefore split the CPU 25/75 however many threads each runs. Active tasks
-// are the tasks seen in the previous or current evaluation window.
+// weight: a task's weight is scaled by gpus(tenant) / load(tenant), normalised so that all
+// tenant tasks together weigh as many plain tasks. A tenant's load is the sum of its tasks'
+// runnable fractions (CFS's group load, not its task count): a CPU-bound thread counts 1,
+// a thread that wakes for 50 us every 100 ms counts 0.0005, so the dozens of mostly
+// sleeping threads of a real ML process do not dilute its CPU-bound ones. A task's
+// runnable fraction is a moving average over about one evaluation window: a slice expiry
+// means it was runnable since its previous event; a wakeup after a sleep means it was
+// runnable for its burst plus its previous queue wait out of that plus the sleep. Loads
+// are summed per evaluation window (each task once) and a tenant counts as at least one
+// task. Two saturating tenants holding 1 and 3 GPUs therefore split the CPU 25/75 however
+// many threads each runs.
 #pragma once
 
 #include <array>
@@ -149,6 +156,8 @@ class PhasePolicy final : public Policy {
     bool last_wakeup_was_sync = false;
     std::int32_t job = 0;  // job root when last seen; 0 = not an ML task
     std::uint64_t tenant_epoch = 0;
+    std::uint64_t last_event_ns = 0;      // for the runnable fraction; 0 = none yet
+    std::uint32_t runnable_1024 = 1024;   // runnable fraction, in 1/1024ths
     PhaseTracker tracker;
   };
   const TaskState* task(std::int32_t pid) const { return tasks_.find(pid); }
@@ -159,6 +168,7 @@ class PhasePolicy final : public Policy {
   void account(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
   void evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
   std::uint32_t effective_weight(const TaskEvent& ev, TaskState& st, const ProcessInfo* proc, Phase phase);
+  void update_runnable(TaskState& st, const TaskEvent& ev, bool created) const;
   int place(const TaskEvent& ev, const ProcessInfo* proc);
   int least_loaded(std::span<const int> cpus, int prefer, bool idle_only);
   void report(const PhaseChange& c);
@@ -176,10 +186,11 @@ class PhasePolicy final : public Policy {
   std::uint64_t floor_cursor_ = 0;
   std::uint64_t slice_;
 
-  // Tenant activity: tasks seen per tenant in the previous and the current window.
+  // Tenant load (sum of runnable fractions, 1/1024ths of a task) in the previous and the
+  // current window.
   std::uint64_t tenant_epoch_ = 0;
-  std::array<std::uint32_t, kMaxTenants> tenant_active_prev_{}, tenant_active_cur_{};
-  std::uint64_t tenant_total_tasks_ = 0, tenant_total_gpus_ = 0;  // as of batch start
+  std::array<std::uint64_t, kMaxTenants> tenant_load_prev_{}, tenant_load_cur_{};
+  std::uint64_t tenant_total_load_ = 0, tenant_total_gpus_ = 0;  // as of batch start
   std::size_t scan_cursor_ = 0;  // where placement scans start when the previous CPU is elsewhere
 
   std::array<std::atomic<std::uint64_t>, kPhaseCount> by_phase_{}, cpu_by_phase_{};

@@ -19,3 +19,12 @@ target_compile_definitions(gpu_source_test PRIVATE
 
 zernel_unit_test(ml_process_test unit/ml_process_test.cpp)
 target_link_libraries(ml_process_test PRIVATE zernel_ml)
+
+zernel_unit_test(phase_policy_test unit/phase_policy_test.cpp)
+target_link_libraries(phase_policy_test PRIVATE zernel_ml)
+
+zernel_unit_test(ml_snapshot_test unit/ml_snapshot_test.cpp)
+target_link_libraries(ml_snapshot_test PRIVATE zernel_ml Threads::Threads)
+
+zernel_unit_test(ml_monitor_test unit/ml_monitor_test.cpp)
+target_link_libraries(ml_monitor_test PRIVATE zernel_ml)
