@@ -20,6 +20,7 @@ ROUNDS=${ZERNEL_ML_ROUNDS:-3}
 SCHEDS=$(echo "${ZERNEL_ML_SCHEDS:-alone eevdf fair phase}" | tr , ' ')
 VARIANTS=$(echo "${ZERNEL_ML_VARIANTS:-cpu io}" | tr , ' ')
 PHASE_POLICY=${ZERNEL_ML_PHASE_POLICY:-phase}
+ZARGS=$(echo "${ZERNEL_ML_ZARGS:-}" | tr , ' ')  # extra zernel-scheduler arguments
 DURATION=${ZERNEL_ML_DURATION:-15}
 WARMUP=${ZERNEL_ML_WARMUP:-2}
 # Job parameters, chosen so that alone the job is CPU-limited but does not saturate the 2
@@ -92,8 +93,10 @@ run_one() { # variant sched round
   rm -f "$truth" "$phases"
   case $s in
     alone|eevdf) ;;
-    fair) start_zernel "/tmp/z-$tag.log" -p fair ;;
-    phase) start_zernel "/tmp/z-$tag.log" -p "$PHASE_POLICY" --config "$CONFIG" ;;
+    # shellcheck disable=SC2086 # ZARGS is a word list
+    fair) start_zernel "/tmp/z-$tag.log" -p fair $ZARGS ;;
+    # shellcheck disable=SC2086
+    phase) start_zernel "/tmp/z-$tag.log" -p "$PHASE_POLICY" --config "$CONFIG" $ZARGS ;;
     *) echo "BENCH ERROR: unknown sched '$s'"; exit 1 ;;
   esac
   HOGS=

@@ -9,15 +9,16 @@
 #
 # Usage: bench/vm/ml.sh [--rounds N] [--cpus N] [--tcg single|multi] [--duration S]
 #                       [--variants "cpu io"] [--scheds "alone eevdf fair phase"]
-#                       [--phase-policy NAME] [--out DIR]
+#                       [--phase-policy NAME] [--zernel-args "ARGS"] [--out DIR]
 # --phase-policy fair runs the "phase" rows with `-p fair --config bench.toml` (a stand-in
-# while the phase policy is missing). Env: ZERNEL_BIN, ZERNELCTL_BIN, ZERNEL_TRAIN_SIM_BIN.
+# while the phase policy is missing). --zernel-args: extra zernel-scheduler arguments for the
+# fair and phase rows (e.g. "--spin-us 200"). Env: ZERNEL_BIN, ZERNELCTL_BIN, ZERNEL_TRAIN_SIM_BIN.
 # A guest that dies is retried once.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 rounds=3 cpus=2 tcg=single out=$top/bench/results duration=15 variants="cpu io"
-scheds="alone eevdf fair phase" phase_policy=phase
-usage="usage: $0 [--rounds N] [--cpus N] [--tcg single|multi] [--duration S] [--variants LIST] [--scheds LIST] [--phase-policy NAME] [--out DIR]"
+scheds="alone eevdf fair phase" phase_policy=phase zargs=""
+usage="usage: $0 [--rounds N] [--cpus N] [--tcg single|multi] [--duration S] [--variants LIST] [--scheds LIST] [--phase-policy NAME] [--zernel-args ARGS] [--out DIR]"
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || { echo "bench/vm/ml.sh: $1 needs a value; fix: $usage" >&2; exit 2; }
   case $1 in
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
     --variants) variants=$2 ;;
     --scheds) scheds=$2 ;;
     --phase-policy) phase_policy=$2 ;;
+    --zernel-args) zargs=$2 ;;
     --out) out=$2 ;;
     *) echo "bench/vm/ml.sh: unknown option $1; fix: $usage" >&2; exit 2 ;;
   esac
@@ -49,6 +51,7 @@ log=$out/vm-ml.log
 # Kernel command line words: spaces in the lists travel as commas.
 append="ZERNEL_ML_ROUNDS=$rounds ZERNEL_ML_DURATION=$duration ZERNEL_ML_VARIANTS=${variants// /,}"
 append+=" ZERNEL_ML_SCHEDS=${scheds// /,} ZERNEL_ML_PHASE_POLICY=$phase_policy"
+[ -z "$zargs" ] || append+=" ZERNEL_ML_ZARGS=${zargs// /,}"
 # Per run: warm-up 2 s + duration + scheduler start/stop; x2 for slack, + boot.
 runs=$((rounds * $(wc -w <<<"$variants") * $(wc -w <<<"$scheds")))
 timeout=$((300 + runs * (duration + 15) * 2))
@@ -64,5 +67,5 @@ for attempt in 1 2; do
 done
 [ "$rc" -eq 0 ] || { echo "bench/vm/ml.sh: VM run failed (rc=$rc), log: $log" >&2; grep -E 'BENCH ERROR|VM DIED|run-vm:' "$log" "$log.err" >&2 || true; exit 1; }
 grep -h '^NOTE:' "$log" | sort -u >&2 || true
-echo "VM: $cpus vCPUs, TCG $tcg, $rounds interleaved rounds of ${duration} s (after 2 s warm-up), phase rows: -p $phase_policy, kernel $(sed -n 's/^run-vm: kernel \([^,]*\),.*/\1/p' "$log.err"); log $log"
+echo "VM: $cpus vCPUs, TCG $tcg, $rounds interleaved rounds of ${duration} s (after 2 s warm-up), phase rows: -p $phase_policy${zargs:+ $zargs}, kernel $(sed -n 's/^run-vm: kernel \([^,]*\),.*/\1/p' "$log.err"); log $log"
 python3 "$top/bench/ml_report.py" "$log" "$raw" --phase-policy "$phase_policy"
