@@ -115,6 +115,7 @@ struct task_ctx {
 	__u64 last_burst; /* the previous complete burst */
 	__s32 waker_pid;
 	__s32 waker_tgid;
+	__u32 waker_noted;/* select_cpu recorded the waker of the wakeup in progress */
 	__u32 iowait;     /* last sleep was an I/O wait */
 	__u32 in_user;    /* 1 while its message awaits a decision (see the header) */
 	__u64 enq_at;      /* this trip: sent up */
@@ -196,6 +197,28 @@ static __always_inline bool is_kernel_critical(const struct task_struct *p)
 	return p->flags & PF_KTHREAD;
 }
 
+/* Find the CPU, allowed for @p, whose current task has the latest ordering key, if that
+ * key is later than @than; -1 if none. Bounded by nr_cpus. */
+static __always_inline s32 latest_key_cpu(struct task_struct *p, u64 than)
+{
+	u64 worst_key = than;
+	s32 victim = -1;
+	u32 i;
+
+	bpf_for(i, 0, nr_cpus) {
+		struct zernel_cpu_state *cctx;
+
+		if (!bpf_cpumask_test_cpu(i, p->cpus_ptr))
+			continue;
+		cctx = bpf_map_lookup_elem(&cpu_ctxs, &i);
+		if (cctx && cctx->key > worst_key) {
+			worst_key = cctx->key;
+			victim = i;
+		}
+	}
+	return victim;
+}
+
 /* Wake an idle CPU allowed for @p so that it comes to ops.dispatch. */
 static __always_inline void kick_idle_for(struct task_struct *p)
 {
@@ -205,10 +228,45 @@ static __always_inline void kick_idle_for(struct task_struct *p)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
+/* The x86 per-CPU preempt count: tells a task waking another (a futex wake, a pipe write)
+ * from an interrupt that does (a timer ending a sleep, an I/O completion), whose "current
+ * task" is just whatever it interrupted. */
+extern const int __preempt_count __ksym;
+enum {
+	SOFTIRQ_OFFSET = 0x00000100,
+	HARDIRQ_MASK = 0x000f0000,
+	NMI_MASK = 0x00f00000,
+};
+
+static __always_inline bool in_task_context(void)
+{
+	const int *pc = bpf_this_cpu_ptr(&__preempt_count);
+
+	return !(*pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET));
+}
+
+/* Who wakes @p, or 0 when no task does. Called where the waker runs. */
+static __always_inline void note_waker(struct task_ctx *tctx)
+{
+	struct task_struct *waker = bpf_get_current_task_btf();
+	bool by_task = in_task_context();
+
+	tctx->waker_pid = by_task ? waker->pid : 0;
+	tctx->waker_tgid = by_task ? waker->tgid : 0;
+}
+
 s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
 	bool is_idle = false;
 	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	struct task_ctx *tctx;
+
+	/* select_cpu runs in the waker's context, before a wakeup to another CPU is queued
+	 * to that CPU's wake list (where ops.runnable later sees only the IPI). */
+	if ((wake_flags & SCX_WAKE_TTWU) && (tctx = lookup_task_ctx(p))) {
+		note_waker(tctx);
+		tctx->waker_noted = 1;
+	}
 
 	/* The dispatcher must not queue behind anything: straight onto an idle CPU. Other
 	 * tasks only get a CPU hint here; the dispatcher places them. */
@@ -250,13 +308,18 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 
 		zernel_insert(p, USERSCHED_DSQ, slice_dfl_ns, enq_flags);
 		STAT_INC(nr_kernel_dispatched);
-		/* Prefer an idle CPU; else preempt the one it ran on: every other task waits
-		 * for the dispatcher, so the dispatcher waits for no one. */
+		/* Prefer an idle CPU; else preempt the one running the latest key: every other
+		 * task waits for the dispatcher, so the dispatcher waits for no one, but the
+		 * task it takes the CPU from is re-enqueued as a slice expiry and loses its
+		 * place, so let that be the least urgent one (a hog, not the trainer that was
+		 * just woken ahead of it). */
 		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-		if (cpu >= 0)
+		if (cpu >= 0) {
 			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-		else
-			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
+			return;
+		}
+		cpu = latest_key_cpu(p, 0);
+		scx_bpf_kick_cpu(cpu >= 0 ? cpu : scx_bpf_task_cpu(p), SCX_KICK_PREEMPT);
 		return;
 	}
 
@@ -348,25 +411,11 @@ void BPF_STRUCT_OPS(zernel_dequeue, struct task_struct *p, u64 deq_flags)
 	}
 }
 
-/* Find the CPU, allowed for @p, whose current task has the latest ordering key; kick it
- * if that key is later than @key + @margin. Bounded by nr_cpus. */
+/* Kick the CPU running the latest key if that key is later than @key + @margin. */
 static __always_inline void preempt_for(struct task_struct *p, u64 key, u64 margin)
 {
-	u64 worst_key = key + margin;
-	s32 victim = -1;
-	u32 i;
+	s32 victim = latest_key_cpu(p, key + margin);
 
-	bpf_for(i, 0, nr_cpus) {
-		struct zernel_cpu_state *cctx;
-
-		if (!bpf_cpumask_test_cpu(i, p->cpus_ptr))
-			continue;
-		cctx = bpf_map_lookup_elem(&cpu_ctxs, &i);
-		if (cctx && cctx->key > worst_key) {
-			worst_key = cctx->key;
-			victim = i;
-		}
-	}
 	if (victim >= 0) {
 		scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
 		STAT_INC(nr_preempt_kicks);
@@ -499,6 +548,29 @@ static __always_inline void drain_decisions(void)
 		STAT_INC(nr_drain_busy);
 }
 
+/* A key above every decision's: the CPU runs a task on no decision of userspace's. */
+#define KEPT_KEY (~0ULL >> 1)
+
+/* Nothing to run here but @prev, whose slice ran out. The kernel then keeps it running
+ * without an enqueue, so without a new decision, refilled with SCX_SLICE_DFL (20 ms), and
+ * its CPU still shows the key of its last decision. A data loader woken with an early
+ * deadline kept running that way for 11 ms while the trainer, whose decision had a later
+ * key than that stale one, waited. So: the shim's slice instead, and a key that any
+ * preempting decision beats. */
+static __always_inline void keep_prev(s32 cpu, struct task_struct *prev)
+{
+	struct zernel_cpu_state *cctx;
+	u32 c = cpu;
+
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || is_usersched(prev))
+		return;
+	if (bpf_ksym_exists(scx_bpf_task_set_slice))
+		scx_bpf_task_set_slice(prev, slice_dfl_ns);
+	cctx = bpf_map_lookup_elem(&cpu_ctxs, &c);
+	if (cctx)
+		cctx->key = KEPT_KEY;
+}
+
 void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 {
 	/* A spinning dispatcher yields after each batch so that its decisions are applied
@@ -520,24 +592,26 @@ void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	if (zernel_move_to_local(cpu))
 		return;
-	zernel_move_to_local(SHARED_DSQ);
+	if (zernel_move_to_local(SHARED_DSQ))
+		return;
+	keep_prev(cpu, prev);
 }
 
 void BPF_STRUCT_OPS(zernel_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx;
-	struct task_struct *waker;
 
 	if (!(enq_flags & SCX_ENQ_WAKEUP))
 		return;
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
-	/* The waker is whoever runs the wakeup. For wakeups queued to another CPU's wake
-	 * list this is whatever that CPU was running: a hint, not proof. */
-	waker = bpf_get_current_task_btf();
-	tctx->waker_pid = waker->pid;
-	tctx->waker_tgid = waker->tgid;
+	/* select_cpu noted the waker, unless it was skipped (a task pinned to one CPU): then
+	 * the wakeup runs here in the waker's context, or from a wake-list IPI, which reads
+	 * as "no task" (a lost hint, never a wrong one). */
+	if (!tctx->waker_noted)
+		note_waker(tctx);
+	tctx->waker_noted = 0;
 	tctx->sleep = tctx->slept_at ? sat_u32(zernel_now() - tctx->slept_at) : 0;
 }
 

@@ -54,7 +54,7 @@ struct zernel_task_msg {
 	__u64 gen;             /* per-task enqueue generation; echoed back by the decision */
 	__u32 weight;          /* sched_ext weight: 100 at nice 0, 1..10000 */
 	__u32 flags;           /* enum zernel_task_flags */
-	__s32 waker_pid;       /* thread that woke this one, 0 if none or not a wakeup */
+	__s32 waker_pid;       /* thread that woke this one; 0: not a wakeup, or an interrupt did (timer, I/O) */
 	__s32 waker_tgid;      /* its process id */
 	/* The previous trip of this task through userspace, measured by the shim and carried
 	 * here so that latency costs no extra ring or system call. ns, saturated at ~4.29 s;

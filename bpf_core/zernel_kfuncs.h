@@ -33,6 +33,7 @@ s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __weak __ksym;
 s32 scx_bpf_task_cpu(const struct task_struct *p) __weak __ksym;
 u64 scx_bpf_now(void) __weak __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __weak __ksym;
+bool scx_bpf_task_set_slice(struct task_struct *p, u64 slice) __weak __ksym; /* 6.17+ */
 
 struct task_struct *bpf_task_from_pid(s32 pid) __weak __ksym;
 void bpf_task_release(struct task_struct *p) __weak __ksym;

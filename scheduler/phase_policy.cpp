@@ -18,6 +18,12 @@ constexpr std::uint64_t kBurstShareDivisor = 20;  // 5%
 // streak of a pipeline that hands over a batch every window or so.
 constexpr std::uint64_t kMemoryWindows = 2;
 
+// The latency tier may use at most 1/kTierShareDivisor of the machine's CPU time per
+// evaluation window: beyond that its wakeups get their phase's normal deadline, so that a
+// job whose "latency" threads wake and run all the time cannot starve the rest into the
+// kernel's watchdog.
+constexpr std::uint64_t kTierShareDivisor = 2;
+
 // A whole task's load (runnable all the time), in the fixed point of runnable_1024.
 constexpr std::uint64_t kOneTask = 1024;
 
@@ -59,13 +65,21 @@ PhasePolicy::PhasePolicy(const PolicyConfig& cfg, SnapshotExchange<MlSnapshot>& 
       placed_(std::max<std::size_t>({nodes_.node_of_cpu.size(), cpus.size(), 1}), 0),
       slice_(cfg.slice_ns) {}
 
+std::uint64_t PhasePolicy::tier_top(const PolicyConfig& cfg) {
+  // A tier key is at most the longest target plus a request (<= slice). The normal tier
+  // starts two slices above that (activate()), so that clock_floor (vclock - slice) never
+  // reaches it.
+  return 2 * cfg.slice_ns + 1'000'000;
+}
+
 void PhasePolicy::set_load(std::uint64_t nr_waiting) {
   const std::uint64_t fit = cfg_.round_budget_ns * std::max<std::uint32_t>(cfg_.nr_cpus, 1) / (nr_waiting + 1);
   slice_ = std::clamp(fit, cfg_.min_slice_ns, cfg_.slice_ns);
 }
 
 void PhasePolicy::activate(std::uint64_t now_ns) {
-  vclock_ = std::max(vclock_, now_ns);
+  // The dispatcher activates with the shim clock (ns since boot), far above tier_top().
+  vclock_ = std::max({vclock_, now_ns, tier_top(cfg_)});
   floor_cursor_ = std::max(floor_cursor_, vclock_ > slice_ ? vclock_ - slice_ : 0);
 }
 
@@ -233,6 +247,11 @@ int PhasePolicy::least_loaded(std::span<const int> cpus, int prefer, bool idle_o
 int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
   if (ev.nr_cpus_allowed == 1) return ev.prev_cpu;  // pinned: nothing to choose
   if (!proc || !snap_ || !snap_->numa.enabled) return kCpuAny;
+  // One node: nothing to choose between. The shim's own placement (previous CPU if idle,
+  // any idle CPU, else the shared vtime queue with a preemption kick) is then better than
+  // naming a busy CPU: the CPU that drains the decision, which has just gone idle, pulls
+  // the task from the shared queue at once, without a kick and a second reschedule.
+  if (nodes_.cpus_of_node.size() <= 1) return kCpuAny;
   if (snap_->numa.gpu_affinity && proc->node >= 0 &&
       static_cast<std::size_t>(proc->node) < nodes_.cpus_of_node.size()) {
     const auto& near = nodes_.cpus_of_node[static_cast<std::size_t>(proc->node)];
@@ -309,6 +328,38 @@ Decision PhasePolicy::decide_one(const TaskEvent& ev) {
   std::uint64_t key = st.vruntime + scaled(request, weight);
   // The latency target as a deadline: ahead of every task placed at the floor.
   if (rule.latency_target_ns) key = std::min(key, clock_floor + rule.latency_target_ns);
+  // The latency tier (see the header): a wakeup of a task that sleeps at least as long as
+  // it runs, while the tier's CPU budget for this window lasts.
+  if (const std::uint64_t epoch = ev.enq_ns / std::max<std::uint64_t>(snap_ ? snap_->eval_interval_ns : 0, 1);
+      epoch != tier_epoch_) {
+    tier_epoch_ = epoch;
+    tier_used_ns_ = 0;
+  }
+  // The rest of a grant the task was preempted in (see the header).
+  const bool resumed = rule.latency_target_ns && !is_wakeup(ev) && st.tier_left_ns > ev.runtime_ns + cfg_.min_slice_ns;
+  if (resumed) {
+    key = st.tier_key;
+    slice = st.tier_left_ns - ev.runtime_ns;
+    st.tier_left_ns = slice;
+    flags = ZERNEL_DEC_PREEMPT | ZERNEL_DEC_PREEMPT_NOW;
+  } else {
+    st.tier_left_ns = 0;
+  }
+  if (!resumed && rule.latency_target_ns && is_wakeup(ev) && ev.sleep_ns >= ev.burst_ns) {
+    const std::uint64_t tier_slice = std::clamp<std::uint64_t>(2 * request, cfg_.min_slice_ns, slice);
+    const std::uint64_t budget = std::uint64_t{std::max<std::uint32_t>(cfg_.nr_cpus, 1)} *
+                                 (snap_ ? snap_->eval_interval_ns : 0) / kTierShareDivisor;
+    if (tier_used_ns_ + tier_slice <= budget) {
+      tier_used_ns_ += tier_slice;
+      key = rule.latency_target_ns + request;  // < tier_top() <= every key of the normal tier
+      slice = tier_slice;
+      st.tier_key = key;
+      st.tier_left_ns = tier_slice;
+      tier_grants_.store(tier_grants_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    } else {
+      tier_refused_.store(tier_refused_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+  }
 
   // Single writer (this thread): plain load + store, no locked instruction.
   auto& counter = by_phase_[phase_index(phase)];

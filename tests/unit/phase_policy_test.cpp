@@ -426,6 +426,86 @@ TEST(PhasePolicy, OptimizerStepPreemptsOnWakeupsOnly) {
   EXPECT_EQ(h.phase(1000), Phase::OptimizerStep);
 }
 
+// The trainer wakes from its GPU step while data loaders of another job run flat out with
+// the same latency target: it must go first, and ask for one of their CPUs at once.
+TEST(PhasePolicy, WakingTrainerGoesAheadOfDataLoadersRunningFlatOut) {
+  Harness h;
+  h.snap->gpu_util[0] = 90;  // the trainer's GPU: busy
+  h.snap->gpu_util[1] = 5;   // the loaders': idle, so their I/O waits make them DataLoading
+  h.snap->nr_gpus = 2;
+  h.add(ml_proc(1000, 1000));
+  ProcessInfo loaders = ml_proc(4000, 4000);
+  loaders.gpu_mask = 2;
+  h.add(loaders);
+  h.policy().activate(kT0);  // as the dispatcher does with its first batch
+  const std::uint64_t t = std::max(run_trainer(h, 1000, 1000, kT0, 13), run_io_loader(h, 4000, 4000, kT0, 31));
+  h.decide(wakeup(4001, 4000, t - 50 * kMs, 1 * kMs, 8 * kMs, 0, 0, true));
+  ASSERT_EQ(h.phase(1000), Phase::OptimizerStep);
+  ASSERT_EQ(h.phase(4000), Phase::DataLoading);
+
+  const std::uint64_t grants = h.policy().tier_grants();  // the trainer's, while it committed
+  // Both loaders are CPU-bound now: slice expiries at their phase's deadline.
+  const Decision l1 = h.decide(runnable(4000, 4000, t, 5 * kMs));
+  const Decision trainer = h.decide(wakeup(1000, 1000, t + 100 * kUs, 2 * kMs, 23 * kMs));
+  EXPECT_EQ(trainer.flags, kPreemptNow);
+  // The latency tier: target + the 2 ms burst, under every normal key.
+  EXPECT_EQ(trainer.vtime, 100 * kUs + 2 * kMs);
+  EXPECT_LT(trainer.vtime, PhasePolicy::tier_top(h.cfg));
+  EXPECT_GE(l1.vtime, PhasePolicy::tier_top(h.cfg));
+  EXPECT_EQ(trainer.slice_ns, 4 * kMs) << "twice its burst: a tier grant is short";
+  EXPECT_EQ(h.policy().tier_grants(), grants + 1);
+  // A loader woken for its next batch ran longer (30 ms) than it slept (8 ms): no tier,
+  // so it neither sorts ahead of the trainer nor kicks its CPU.
+  const Decision l2 = h.decide(wakeup(4000, 4000, t + 200 * kUs, 30 * kMs, 8 * kMs, 0, 0, true));
+  EXPECT_GE(l2.vtime, PhasePolicy::tier_top(h.cfg));
+  EXPECT_EQ(h.policy().tier_grants(), grants + 1);
+}
+
+// The dispatcher's own wakeup takes a CPU from whatever runs there, the trainer included:
+// the trainer comes back as a slice expiry 1 ms into its 4 ms grant and keeps its place.
+TEST(PhasePolicy, TierTaskPreemptedEarlyKeepsTheRestOfItsGrant) {
+  Harness h;
+  h.add(ml_proc(1000, 1000));
+  h.policy().activate(kT0);
+  const std::uint64_t t = run_trainer(h, 1000, 1000, kT0, 13);
+  ASSERT_EQ(h.phase(1000), Phase::OptimizerStep);
+  const Decision woke = h.decide(wakeup(1000, 1000, t, 2 * kMs, 23 * kMs));
+  ASSERT_LT(woke.vtime, PhasePolicy::tier_top(h.cfg));
+  ASSERT_EQ(woke.slice_ns, 4 * kMs);
+  const Decision back = h.decide(runnable(1000, 1000, t + 1 * kMs, 1 * kMs));
+  EXPECT_EQ(back.vtime, woke.vtime);
+  EXPECT_EQ(back.slice_ns, 3 * kMs);
+  EXPECT_EQ(back.flags, kPreemptNow);
+  // It used the rest: the next enqueue is a plain slice expiry, in the normal tier.
+  const Decision done = h.decide(runnable(1000, 1000, t + 4 * kMs, 3 * kMs));
+  EXPECT_GE(done.vtime, PhasePolicy::tier_top(h.cfg));
+  EXPECT_EQ(done.flags, 0u);
+}
+
+// The tier's grants add up to at most half the machine's CPU time per evaluation window:
+// beyond that, wakeups get their phase's normal deadline; the next window has a new budget.
+TEST(PhasePolicy, LatencyTierBudgetIsHalfTheMachinePerWindow) {
+  Harness h;
+  h.add(ml_proc(1000, 1000));
+  h.policy().activate(kT0);
+  std::uint64_t t = run_trainer(h, 1000, 1000, kT0, 13);
+  ASSERT_EQ(h.phase(1000), Phase::OptimizerStep);
+  const std::uint64_t granted_before = h.policy().tier_grants();
+  // Start of a fresh window; 4 CPUs x 100 ms / 2 = 200 ms of tier slices; each is 4 ms.
+  t = (t / (100 * kMs) + 1) * (100 * kMs);
+  int granted = 0, refused = 0;
+  for (int k = 0; k < 60; ++k) {
+    const Decision d = h.decide(wakeup(1000, 1000, t + k * kUs, 2 * kMs, 23 * kMs));
+    (d.vtime < PhasePolicy::tier_top(h.cfg) ? granted : refused)++;
+  }
+  EXPECT_EQ(granted, 50);
+  EXPECT_EQ(refused, 10);
+  EXPECT_EQ(h.policy().tier_grants() - granted_before, 50u);
+  EXPECT_EQ(h.policy().tier_refused(), 10u);
+  const Decision next = h.decide(wakeup(1000, 1000, t + 100 * kMs, 2 * kMs, 23 * kMs));
+  EXPECT_LT(next.vtime, PhasePolicy::tier_top(h.cfg)) << "a new window, a new budget";
+}
+
 TEST(PhasePolicy, GpuComputeYieldsAtOnceAndNeverPreempts) {
   Harness h;
   h.add(ml_proc(1000, 1000));
