@@ -6,10 +6,10 @@
  * BPF ring buffer as a struct zernel_task_msg, and the dispatcher's answers (struct
  * zernel_decision: CPU, slice, ordering key, preempt flag) come back over a user ring
  * buffer that ops.dispatch drains, up to ZERNEL_DECISIONS_PER_SAMPLE of them per sample:
- * the kernel's drain costs ~35 ns per sample, however small. The kernel consumes a sample
- * whole, and ops.dispatch has dispatch_max_batch slots, one per insert, which it must not
- * overflow: it begins a sample only with room for a full one and leaves the rest of the
- * ring for its next call (zernel_rings.bpf.h). A malformed sample is skipped whole, counted
+ * the kernel's drain costs ~35-50 ns per sample (bench host), however small. The kernel
+ * consumes a sample whole, and ops.dispatch has dispatch_max_batch slots, one per insert,
+ * which it must not overflow: it begins a sample only with room for a full one and leaves
+ * the rest of the ring for its next call (zernel_rings.bpf.h). A malformed sample is skipped whole, counted
  * and answered with a rescue walk (below). The shim decides by itself only where userspace
  * cannot:
  *

@@ -81,9 +81,9 @@ struct zernel_decision {
 	__u64 flags;    /* enum zernel_decision_flags */
 };
 
-/* Decisions per user ring sample, at most. The kernel's drain pays ~35 ns per sample
+/* Decisions per user ring sample, at most. The kernel's drain pays ~35-50 ns per sample
  * whatever its size (the busy cmpxchg, an indirect call of the callback, the release of
- * consumer_pos), so a sample carries a batch: ~2 ns per decision at 16. The bound is set
+ * consumer_pos), so a sample carries a batch: ~2-3 ns per decision at 16. The bound is set
  * by ops.dispatch, whose every insert takes one of its dispatch_max_batch = 128 slots and
  * which must never overflow them: it consumes a sample only with at least K slots left
  * (the kernel consumes a sample whole, even if the callback stops partway), so up to K - 1
