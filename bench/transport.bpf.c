@@ -15,13 +15,15 @@
  *             BPF_RB_FORCE_WAKEUP) only if wake.user_sleeping says it is about to block.
  *             Per-task state the shim keeps in task storage comes from one global here
  *             (the task storage lookup is not transport).
- * drain:      what ops.dispatch does with the ring: bpf_user_ringbuf_drain with
- *             BPF_RB_NO_WAKEUP, or BPF_RB_FORCE_WAKEUP while wake.user_waiting_space is
- *             set; each decision read with bpf_dynptr_read, a lookup of per-task state, a
- *             generation check and apply_decision()'s timestamp, stopping after `max`
- *             decisions as ops.dispatch stops when it runs out of dispatch slots. The
- *             shim's bpf_task_from_pid and dispatch kfuncs are not measured (no sched_ext
- *             here).
+ * drain:      what ops.dispatch does with the ring: the shim's own drain
+ *             (zernel_drain_decisions() in zernel_rings.bpf.h: samples of up to
+ *             ZERNEL_DECISIONS_PER_SAMPLE decisions, each copied to the per-CPU scratch
+ *             with one bpf_dynptr_read and checked) with BPF_RB_NO_WAKEUP, or
+ *             BPF_RB_FORCE_WAKEUP while wake.user_waiting_space is set; per decision a
+ *             lookup of per-task state, a generation check and apply_decision()'s
+ *             timestamp, each taking one of `slots` dispatch slots, so that the drain stops
+ *             as ops.dispatch's does. The shim's bpf_task_from_pid and dispatch kfuncs are
+ *             not measured (no sched_ext here).
  *
  * The shim's clock. zernel_now() is scx_bpf_now() on 6.14+ kernels: in ops.enqueue and
  * ops.dispatch the rq lock is held and the rq clock is fresh, so it is a kfunc call that
@@ -31,12 +33,14 @@
  *
  * Variants, for the tables of what each leg is made of (args->variant):
  *   produce P_FLOOR   reserve + submit of an unfilled record: the ring's own cost.
- *   drain   D_DATA    bpf_dynptr_data (a pointer into the sample) instead of
- *                     bpf_dynptr_read (a copy to the stack).
- *   drain   D_FLOOR   a callback that only counts: the kernel's per-sample cost.
- * Prototypes of other ring designs (not what the shim does; the bench's prototypes table):
- *   drain_batched     each user ring sample carries a whole batch of decisions, copied
- *                     out with one bpf_dynptr_read.
+ *   drain   D_DATA    bpf_dynptr_data (a pointer into a full sample) instead of the copy
+ *                     to the scratch buffer; partial samples are still copied (a dynptr
+ *                     slice has a constant length).
+ *   drain   D_FLOOR   a callback that only takes the sample's length and the slots: the
+ *                     kernel's per-sample cost.
+ * Prototypes of other ring designs (not what the shim does; the bench's prototypes table;
+ * the earlier drain_batched, a whole batch of decisions per sample, is now the shim's format
+ * with a cap, see `drain`):
  *   produce_percpu    per-CPU single-producer rings in an mmapable array: no reserve
  *                     lock, no helper; one locked add per record for the wakeup protocol.
  *
@@ -62,7 +66,7 @@ struct produce_args {
 };
 
 struct drain_args {
-	__u32 max;
+	__u32 slots; /* dispatch slots of the call */
 	__u32 legacy;
 	__u32 clock;
 	__u32 variant;
@@ -134,6 +138,7 @@ __u64 nr_reserve_failed;
 __u64 drain_ns;
 __u64 nr_drained;
 __u64 nr_applied;
+__u64 nr_malformed;
 
 __u64 pair_ns;
 __u64 nr_pairs;
@@ -240,13 +245,14 @@ int produce(struct produce_args *args)
 }
 
 struct drain_ctx {
-	__u32 n;
-	__u32 max;
+	__u32 n;     /* decisions drained */
+	__u32 slots; /* dispatch slots left */
 	__u32 clock;
 	__u32 variant;
 };
 
-/* What drain_one() and apply_decision() do per decision before the dispatch kfuncs. */
+/* What zernel_on_decision() and apply_decision() do per decision before the dispatch
+ * kfuncs. */
 static __always_inline void apply(const struct zernel_decision *d, __u32 clock)
 {
 	struct dispatch_state *st;
@@ -263,79 +269,76 @@ static __always_inline void apply(const struct zernel_decision *d, __u32 clock)
 	}
 }
 
-static long drain_one(struct bpf_dynptr *dynptr, void *ctx)
+/* The shim's drain hooks (zernel_rings.bpf.h), on a struct drain_ctx: each decision
+ * applied takes a slot, as the shim's insert does. */
+static __always_inline void zernel_on_decision(const struct zernel_decision *d, void *ctx)
 {
 	struct drain_ctx *c = ctx;
 
+	apply(d, c->clock);
 	c->n++;
-	if (c->variant == D_READ) {
-		struct zernel_decision d;
+	if (c->slots)
+		c->slots--;
+}
 
-		if (!bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
-			apply(&d, c->clock);
-	} else if (c->variant == D_DATA) {
-		const struct zernel_decision *d = bpf_dynptr_data(dynptr, 0, sizeof(*d));
+static __always_inline void zernel_on_malformed(void *ctx)
+{
+	nr_malformed++;
+}
 
-		if (d)
-			apply(d, c->clock);
+static __always_inline __u32 zernel_dispatch_slots(void *ctx)
+{
+	return ((struct drain_ctx *)ctx)->slots;
+}
+
+/* D_DATA: a full sample in place, a partial one copied as the shim does. */
+static long drain_data_one(struct bpf_dynptr *dynptr, void *ctx)
+{
+	const struct zernel_decision_sample *s =
+		bpf_dynptr_data(dynptr, 0, sizeof(struct zernel_decision_sample));
+	__u32 i, count;
+
+	if (!s || s->count != ZERNEL_DECISIONS_PER_SAMPLE)
+		s = zernel_read_sample(dynptr);
+	if (!s) {
+		zernel_on_malformed(ctx);
+	} else {
+		count = s->count;
+		for (i = 0; i < ZERNEL_DECISIONS_PER_SAMPLE && i < count; i++)
+			zernel_on_decision(&s->decisions[i], ctx);
 	}
-	return c->n >= c->max;
+	return !zernel_room_for_sample(zernel_dispatch_slots(ctx));
+}
+
+/* D_FLOOR: the sample's decision count from its length, and the slots; nothing read. */
+static long drain_floor_one(struct bpf_dynptr *dynptr, void *ctx)
+{
+	struct drain_ctx *c = ctx;
+	__u32 len = bpf_dynptr_size(dynptr);
+	__u32 k = len > 8 ? (len - 8) / sizeof(struct zernel_decision) : 0;
+
+	c->n += k;
+	c->slots = c->slots > k ? c->slots - k : 0;
+	return !zernel_room_for_sample(c->slots);
 }
 
 SEC("syscall")
 int drain(struct drain_args *args)
 {
-	struct drain_ctx c = { .n = 0, .max = args->max, .clock = args->clock, .variant = args->variant };
+	struct drain_ctx c = { .n = 0, .slots = args->slots, .clock = args->clock, .variant = args->variant };
 	__u64 t0 = bpf_ktime_get_ns();
 
 	__u64 flags = args->legacy ? 0
 				   : (wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 
-	bpf_user_ringbuf_drain(&decisions, drain_one, &c, flags);
-	drain_ns += bpf_ktime_get_ns() - t0;
-	nr_drained += c.n;
-	return c.n;
-}
-
-/* --- Prototype: a whole batch of decisions per user ring sample. The kernel's per-sample
- * work (a locked cmpxchg of the ring's busy flag, an indirect call of the callback under
- * retpolines, the release of consumer_pos) is then paid once per batch. */
-#define MAX_BATCH 512
-struct zernel_decision batch_buf[MAX_BATCH];
-
-/* One bpf_dynptr_read of the whole sample into a global buffer, then plain loads: the
- * verifier does not keep the callback's dynptr across a register spill, so a loop of
- * per-decision helper calls on it does not load. */
-static long drain_batch_one(struct bpf_dynptr *dynptr, void *ctx)
-{
-	struct drain_ctx *c = ctx;
-	__u32 j, k = bpf_dynptr_size(dynptr) / sizeof(struct zernel_decision);
-	__u32 len;
-
-	if (k > MAX_BATCH)
-		k = MAX_BATCH;
-	len = k * sizeof(struct zernel_decision);
-	barrier_var(len);
-	if (len > sizeof(batch_buf))
-		return 1;
-	if (bpf_dynptr_read(batch_buf, len, dynptr, 0, 0))
-		return 1;
-	bpf_for(j, 0, k) {
-		if (j >= MAX_BATCH)
-			break;
-		apply(&batch_buf[j], c->clock);
-		c->n++;
+	if (c.variant == D_READ) {
+		zernel_drain_decisions(&c, flags);
+	} else if (zernel_room_for_sample(c.slots)) {
+		if (c.variant == D_DATA)
+			bpf_user_ringbuf_drain(&decisions, drain_data_one, &c, flags);
+		else
+			bpf_user_ringbuf_drain(&decisions, drain_floor_one, &c, flags);
 	}
-	return c->n >= c->max;
-}
-
-SEC("syscall")
-int drain_batched(struct drain_args *args)
-{
-	struct drain_ctx c = { .n = 0, .max = args->max, .clock = args->clock };
-	__u64 t0 = bpf_ktime_get_ns();
-
-	bpf_user_ringbuf_drain(&decisions, drain_batch_one, &c, BPF_RB_NO_WAKEUP);
 	drain_ns += bpf_ktime_get_ns() - t0;
 	nr_drained += c.n;
 	return c.n;

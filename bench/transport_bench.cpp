@@ -3,11 +3,12 @@
 //   produce (BPF)   transport.bpf.c `produce`: reserve + fill + submit into the shim's ring
 //   consume         BpfChannel::receive, a batch at a time
 //   submit          BpfChannel::send, a batch at a time
-//   drain (BPF)     transport.bpf.c `drain`: bpf_user_ringbuf_drain, up to a batch per call
+//   drain (BPF)     transport.bpf.c `drain`: the shim's drain (zernel_rings.bpf.h), samples of
+//                   up to ZERNEL_DECISIONS_PER_SAMPLE decisions, a batch per call
 //
 // Then what the BPF legs are made of (the shim's clock vs. bpf_ktime_get_ns, the ring
-// helpers alone, bpf_dynptr_data vs. bpf_dynptr_read), and two prototypes of other ring
-// designs (transport.bpf.c explains each).
+// helpers alone, bpf_dynptr_data vs. the copy of a sample), and a prototype of another ring
+// design (transport.bpf.c explains it).
 //
 // BPF legs follow the shim's wakeup protocol (transport.bpf.c): no wakeup while the
 // dispatcher is awake. Every leg runs with a backlog: the ring holds a whole chunk when a consuming leg starts,
@@ -55,9 +56,21 @@ using zernel::TaskEvent;
 constexpr std::uint32_t kTaskRingBytes = 4u << 20;
 constexpr std::uint32_t kDecisionRingBytes = 1u << 20;
 // Tasks per backlog chunk, at most; Bench also caps it at half of either ring (records of
-// sizeof(TaskEvent) + 8 up, 48 bytes down), so no leg ever sees a full ring. With the
-// default rings the decision ring is the limit: 10922 tasks.
+// sizeof(TaskEvent) + 8 up; down, at most 56 bytes a decision, a one-decision record at
+// batch 1), so no leg ever sees a full ring. With the default rings the decision ring is
+// the limit: 9362 tasks.
 constexpr std::size_t kMaxChunk = 16384;
+constexpr std::size_t kPerSample = zernel::kDecisionsPerSample;
+// Ring bytes of one decision at most: a sample of one (ring header, sample header, 40).
+constexpr std::size_t kMaxDecisionBytes = 8 + zernel::decision_sample_bytes(1);
+
+// The dispatch slots a drain call gets: a batch rounded up to whole samples, so that a
+// call drains exactly one of the dispatcher's batches (floor(batch / K) full samples and a
+// partial one) and stops, as the drain did per batch before samples were batched. The
+// shim's ops.dispatch has 128 per call; batch 512 here takes 512.
+std::uint32_t slots_for(std::size_t batch) {
+  return static_cast<std::uint32_t>((batch + kPerSample - 1) / kPerSample * kPerSample);
+}
 constexpr std::size_t kDefaultBatches[] = {1, 8, 64, 512};
 
 struct ProduceArgs {  // struct produce_args in transport.bpf.c
@@ -67,7 +80,7 @@ struct ProduceArgs {  // struct produce_args in transport.bpf.c
   std::uint32_t variant;
 };
 struct DrainArgs {  // struct drain_args in transport.bpf.c
-  std::uint32_t max;
+  std::uint32_t slots;
   std::uint32_t legacy;
   std::uint32_t clock;
   std::uint32_t variant;
@@ -138,7 +151,7 @@ int libbpf_copy(void* ctx, void* data, std::size_t size) {
 // wake.user_sleeping set, where the shim forces a wakeup per record until the dispatcher
 // runs and clears the flag (at batch 1: the cost of one wakeup).
 struct Prototypes {
-  double produce_percpu = 0, drain_batched = 0;
+  double produce_percpu = 0;
 };
 
 struct Lockstep {
@@ -152,7 +165,7 @@ class Bench {
  public:
   Bench(std::uint32_t task_ring_bytes, std::uint32_t decision_ring_bytes)
       : chunk_(std::min({kMaxChunk, std::size_t{task_ring_bytes} / (sizeof(TaskEvent) + 8) / 2,
-                         std::size_t{decision_ring_bytes} / 48 / 2})) {
+                         std::size_t{decision_ring_bytes} / kMaxDecisionBytes / 2})) {
     skel_ = transport_bpf__open();
     if (!skel_) die("cannot open the BPF object");
     bpf_map__set_max_entries(skel_->maps.tasks, task_ring_bytes);
@@ -232,12 +245,21 @@ class Bench {
       lb_consume += static_cast<double>(now_ns() - t0);
       if (lb_got != chunk) die("libbpf consume: got " + std::to_string(lb_got));
 
+      // The same samples as BpfChannel's (the shim's drain reads no other format): a
+      // reserve/submit per sample of up to K decisions.
       t0 = now_ns();
-      for (std::size_t i = 0; i < chunk; ++i) {
-        void* slot = user_ring_buffer__reserve(lb_down_, sizeof(Decision));
-        if (!slot) die("libbpf submit: ring full");
-        std::memcpy(slot, &decisions_[i % batch], sizeof(Decision));
-        user_ring_buffer__submit(lb_down_, slot);
+      for (std::size_t i = 0; i < calls; ++i) {
+        for (std::size_t done = 0; done < batch;) {
+          const std::uint32_t count = static_cast<std::uint32_t>(std::min(batch - done, kPerSample));
+          auto* sample = static_cast<std::uint8_t*>(
+              user_ring_buffer__reserve(lb_down_, static_cast<std::uint32_t>(zernel::decision_sample_bytes(count))));
+          if (!sample) die("libbpf submit: ring full");
+          const std::uint32_t hdr[2] = {count, 0};
+          std::memcpy(sample, hdr, sizeof(hdr));
+          std::memcpy(sample + zernel::kDecisionSampleHeader, &decisions_[done], count * sizeof(Decision));
+          user_ring_buffer__submit(lb_down_, sample);
+          done += count;
+        }
       }
       lb_submit += static_cast<double>(now_ns() - t0);
 
@@ -249,40 +271,22 @@ class Bench {
                 lb_consume / n, lb_submit / n};
   }
 
-  // The prototypes of transport.bpf.c, ns per task, backlog like measure().
-  // drain_batched: the decisions of a batch as one user ring sample (written with libbpf:
-  // one reserve/submit per batch), drained a sample per call. produce_percpu: the BPF side
-  // only.
+  // The prototype of transport.bpf.c, ns per task, backlog like measure(): produce_percpu,
+  // the BPF side only.
   Prototypes measure_prototypes(std::size_t batch, std::size_t tasks) {
     const std::size_t chunk = chunk_ / batch * batch;
     const std::size_t calls = chunk / batch;
     const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
-    const int drain_fd = bpf_program__fd(skel_->progs.drain_batched);
     const int produce_fd = bpf_program__fd(skel_->progs.produce_percpu);
-    double drain = 0, produce = 0;
-    make_decisions(batch);
+    double produce = 0;
     for (std::size_t r = 0; r < rounds; ++r) {
-      for (std::size_t i = 0; i < calls; ++i) {
-        void* sample = user_ring_buffer__reserve(lb_down_, static_cast<std::uint32_t>(batch * sizeof(Decision)));
-        if (!sample) die("prototype: decision ring full");
-        std::memcpy(sample, decisions_.data(), batch * sizeof(Decision));
-        user_ring_buffer__submit(lb_down_, sample);
-      }
-      DrainArgs dargs{static_cast<std::uint32_t>(batch), kShim, kRqClock, kDrainRead};
-      std::uint64_t ns = skel_->bss->drain_ns, n = skel_->bss->nr_drained;
-      for (std::size_t i = 0; i < calls; ++i) run(drain_fd, &dargs, sizeof(dargs));
-      if (skel_->bss->nr_drained - n != chunk) die("prototype: batched drain took too few");
-      drain += static_cast<double>(skel_->bss->drain_ns - ns) - static_cast<double>(calls) * pair_ns_;
-
       ProduceArgs pargs{static_cast<std::uint32_t>(batch), kShim, kRqClock, kProduceShim};
-      ns = skel_->bss->produce_ns;
-      n = skel_->bss->nr_produced;
+      const std::uint64_t ns = skel_->bss->produce_ns, n = skel_->bss->nr_produced;
       for (std::size_t i = 0; i < calls; ++i) run(produce_fd, &pargs, sizeof(pargs));
       if (skel_->bss->nr_produced - n != chunk) die("prototype: per-CPU produce wrote too few");
       produce += static_cast<double>(skel_->bss->produce_ns - ns) - static_cast<double>(calls) * pair_ns_;
     }
-    const double n = static_cast<double>(rounds * chunk);
-    return Prototypes{produce / n, drain / n};
+    return Prototypes{produce / static_cast<double>(rounds * chunk)};
   }
 
   // Userspace legs are timed per call here, minus the cost of the clock pair.
@@ -409,14 +413,14 @@ class Bench {
   void drain_chunk(std::size_t batch, std::size_t calls, std::size_t chunk, Wakeups mode,
                    double* in_prog, const Config& cfg = Config{}) {
     const int fd = bpf_program__fd(skel_->progs.drain);
-    DrainArgs args{static_cast<std::uint32_t>(batch), mode, cfg.clock, cfg.drain};
+    DrainArgs args{slots_for(batch), mode, cfg.clock, cfg.drain};
     const std::uint64_t before = skel_->bss->drain_ns;
     const std::uint64_t drained = skel_->bss->nr_drained;
     for (std::size_t i = 0; i < calls; ++i) run(fd, &args, sizeof(args));
     *in_prog += static_cast<double>(skel_->bss->drain_ns - before) - static_cast<double>(calls) * pair_ns_;
-    if (skel_->bss->nr_drained - drained != chunk)
+    if (skel_->bss->nr_drained - drained != chunk || skel_->bss->nr_malformed)
       die("drain: took " + std::to_string(skel_->bss->nr_drained - drained) + " of " +
-          std::to_string(chunk));
+          std::to_string(chunk) + ", " + std::to_string(skel_->bss->nr_malformed) + " malformed samples");
   }
 
   // What a policy would answer, from the batch just received; outside the timed legs.
@@ -553,9 +557,10 @@ int main(int argc, char** argv) {
               "userspace clock pair %.1f ns (subtracted per timed call); empty BPF_PROG_TEST_RUN %.0f ns. "
               "BPF legs: the shim's per-task work on a 6.14+ kernel, where its clock is scx_bpf_now() "
               "(the rq clock; bpf_jiffies64() stands in for it here, see transport.bpf.c), and its drain "
-              "reads each decision with bpf_dynptr_read.\n\n",
+              "takes samples of up to %zu decisions, each copied to a per-CPU scratch buffer with one "
+              "bpf_dynptr_read, with the dispatch slots of a batch rounded up to whole samples.\n\n",
               reps, tasks, task_ring >> 10, decision_ring >> 10, bench.chunk(), bench.pair_ns(),
-              bench.clock_ns(), bench.empty_syscall_ns());
+              bench.clock_ns(), bench.empty_syscall_ns(), kPerSample);
 
   std::printf("### Backlog (rings hold a chunk when a leg starts), ns/task\n\n");
   std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | userspace (consume+submit) | round trip |\n");
@@ -585,7 +590,8 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n### Backlog, baseline with plain libbpf in the userspace legs, ns/task "
-              "(round trip = produce + these + drain)\n\n");
+              "(round trip = produce + these + drain; submit writes the same samples of up to %zu "
+              "decisions, a reserve/submit per sample)\n\n", kPerSample);
   std::printf("| batch | consume: ring_buffer__consume | submit: user_ring_buffer__reserve/submit | userspace | round trip | vs. BpfChannel round trip |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
@@ -624,10 +630,11 @@ int main(int argc, char** argv) {
   std::printf("\n### What the BPF legs are made of (backlog), ns/task: the shim's legs as above; with "
               "bpf_ktime_get_ns() as the clock (zernel_now() before 6.14: enqueue timestamp, and "
               "apply_decision()'s); the ring helpers alone (reserve + submit of an unfilled record; a "
-              "drain callback that only counts); the drain reading with bpf_dynptr_data. One bpf_for "
-              "iteration of the produce loop: %.1f ns\n\n",
+              "drain callback that only reads the sample's length); the drain reading full samples in "
+              "place with bpf_dynptr_data (partial ones still copied). One bpf_for iteration of the "
+              "produce loop: %.1f ns\n\n",
               bench.loop_ns());
-  std::printf("| batch | produce: shim | produce: bpf_ktime_get_ns | produce: ring helpers only | drain: shim (bpf_dynptr_read) | drain: bpf_dynptr_data | drain: bpf_ktime_get_ns | drain: kernel only (empty callback) |\n");
+  std::printf("| batch | produce: shim | produce: bpf_ktime_get_ns | produce: ring helpers only | drain: shim (sample copied) | drain: bpf_dynptr_data | drain: bpf_ktime_get_ns | drain: kernel only (empty callback) |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
@@ -642,19 +649,17 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n### Prototypes of other ring designs (backlog), ns/task; not what the shim does "
-              "(transport.bpf.c): a batch of decisions per user ring sample, copied out with one "
-              "bpf_dynptr_read and applied as above; per-CPU single-producer rings in an mmapable "
-              "array map (the BPF side only: fill as above, a locked add to publish, the wake flag "
-              "check; no consumer)\n\n");
-  std::printf("| batch | produce: shim | produce: per-CPU array ring | drain: shim | drain: batch per sample |\n");
-  std::printf("|---:|---:|---:|---:|---:|\n");
+              "(transport.bpf.c): per-CPU single-producer rings in an mmapable array map (the BPF side "
+              "only: fill as above, a locked add to publish, the wake flag check; no consumer). The "
+              "earlier prototype of a batch of decisions per user ring sample is now the shim's "
+              "format, capped at %zu a sample (the drain leg above)\n\n", kPerSample);
+  std::printf("| batch | produce: shim | produce: per-CPU array ring |\n");
+  std::printf("|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
-    std::printf("| %zu | %s | %s | %s | %s |\n", batches[i],
+    std::printf("| %zu | %s | %s |\n", batches[i],
                 ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
-                ns_cell(col(protos[i], [](const Prototypes& p) { return p.produce_percpu; })).c_str(),
-                ns_cell(col(v, [](const Legs& l) { return l.drain; })).c_str(),
-                ns_cell(col(protos[i], [](const Prototypes& p) { return p.drain_batched; })).c_str());
+                ns_cell(col(protos[i], [](const Prototypes& p) { return p.produce_percpu; })).c_str());
   }
 
   std::printf("\n### Cross-check of the backlog produce leg, ns/task: in-program timing vs. whole "

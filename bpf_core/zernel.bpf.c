@@ -5,7 +5,13 @@
  * Policy lives in userspace. This shim only moves tasks: every runnable task is sent up a
  * BPF ring buffer as a struct zernel_task_msg, and the dispatcher's answers (struct
  * zernel_decision: CPU, slice, ordering key, preempt flag) come back over a user ring
- * buffer that ops.dispatch drains. The shim decides by itself only where userspace cannot:
+ * buffer that ops.dispatch drains, up to ZERNEL_DECISIONS_PER_SAMPLE of them per sample:
+ * the kernel's drain costs ~35-50 ns per sample (bench host), however small. The kernel
+ * consumes a sample whole, and ops.dispatch has dispatch_max_batch slots, one per insert,
+ * which it must not overflow: it begins a sample only with room for a full one and leaves
+ * the rest of the ring for its next call (zernel_rings.bpf.h). A malformed sample is skipped whole, counted
+ * and answered with a rescue walk (below). The shim decides by itself only where userspace
+ * cannot:
  *
  *  - The dispatcher thread runs from a dedicated queue that every CPU serves first, and its
  *    wakeup kicks a CPU. A userspace scheduler that waits behind the tasks it schedules
@@ -16,11 +22,12 @@
  *    is_kernel_critical().
  *  - A task whose message does not fit in the ring (congested) or that arrives while the
  *    dispatcher has stopped consuming (a stall timer notices) goes to a FIFO fallback queue,
- *    counted. When the timer declares a stall, the tasks already handed to userspace are
- *    rescued too: ops.dispatch walks all threads once and moves every task still waiting
- *    for a decision to the fallback queue. Nothing is dropped and nothing waits on a
- *    dispatcher that is not running; the kernel's own watchdog work (an unbound kworker,
- *    which must run every timeout/2 = 2.5 s) is one of the tasks this protects.
+ *    counted. When the timer declares a stall, or a decision sample arrives malformed, the
+ *    tasks already handed to userspace are rescued too: ops.dispatch walks all threads once
+ *    and moves every task still waiting for a decision to the fallback queue. Nothing is
+ *    dropped and nothing waits on a dispatcher that is not running; the kernel's own
+ *    watchdog work (an unbound kworker, which must run every timeout/2 = 2.5 s) is one of
+ *    the tasks this protects.
  *
  * Placement of a decision: a named CPU gets the task in that CPU's vtime-ordered queue;
  * ZERNEL_CPU_ANY takes the previous CPU if it is idle, else any idle CPU, else the shared
@@ -92,7 +99,9 @@ volatile bool bypass;
 /* Tasks waiting in the shim's queues, sampled by the stall timer every stall_period_ns;
  * read by userspace (policies size slices by it) and by watchdog_safe_slice(). */
 volatile __u64 nr_waiting;
-/* Set by the timer when a stall begins; cleared by the rescue walk that completes. */
+/* Set by the timer when a stall begins and by the drain on a malformed sample; cleared by
+ * the rescue walk as it starts (see rescue_stalled()). Plain stores on any CPU: a request
+ * seen late is walked one ops.dispatch later. */
 volatile bool rescue_pending;
 
 /* Written once in ops.exit; userspace polls .kind. */
@@ -494,55 +503,71 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 		preempt_for(p, d->vtime, margin);
 }
 
-static long drain_one(struct bpf_dynptr *dynptr, void *ctx)
+/* One decision of a sample (zernel_rings.bpf.h calls this for each, in ring order). */
+static __always_inline void zernel_on_decision(const struct zernel_decision *d, void *ctx)
 {
-	struct zernel_decision d;
 	struct task_struct *p;
 	struct task_ctx *tctx;
 
-	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
-		return 0; /* short sample: skip it */
-
-	p = bpf_task_from_pid(d.pid);
+	p = bpf_task_from_pid(d->pid);
 	if (!p) {
 		STAT_INC(nr_exited);
-		goto next;
+		return;
 	}
 	tctx = lookup_task_ctx(p);
-	if (!tctx || tctx->gen != d.gen || !__sync_bool_compare_and_swap(&tctx->in_user, 1, 0)) {
+	if (!tctx || tctx->gen != d->gen || !__sync_bool_compare_and_swap(&tctx->in_user, 1, 0)) {
 		/* Re-enqueued since (a newer message is in the ring), dequeued, or rescued
 		 * during a stall: applying it would run the task on an outdated decision. */
 		STAT_INC(nr_cancelled);
 	} else {
-		apply_decision(p, tctx, &d);
+		apply_decision(p, tctx, d);
 		STAT_INC(nr_user_dispatched);
 	}
 	bpf_task_release(p);
-next:
-	/* ops.dispatch may insert only dispatch_max_batch tasks; stop before overflowing
-	 * and leave the rest of the ring for the next call. */
-	return scx_bpf_dispatch_nr_slots() == 0;
 }
 
-/* The dispatcher has stalled: move every task still waiting for its decision to the
- * fallback queue. O(threads), but only once per stall; a walk that runs out of dispatch
- * slots leaves rescue_pending set and the next ops.dispatch continues it. */
+/* A sample that is not what BpfChannel writes (an ABI mismatch): none of it is applied,
+ * since none of it can be trusted. Its tasks would then wait for decisions that never come,
+ * and the stall timer would not notice (userspace did consume their messages), so the
+ * rescue walk hands every task still waiting to the fallback queue. Decisions still in the
+ * ring for those tasks lose the in_user CAS and are counted as cancelled. */
+static __always_inline void zernel_on_malformed(void *ctx)
+{
+	STAT_INC(nr_malformed);
+	rescue_pending = true;
+}
+
+/* Every applied decision inserts the task once (a cancelled one inserts nothing), and
+ * ops.dispatch may insert only dispatch_max_batch tasks per call. */
+static __always_inline __u32 zernel_dispatch_slots(void *ctx)
+{
+	return scx_bpf_dispatch_nr_slots();
+}
+
+/* The dispatcher has stalled, or sent a malformed sample: move every task still waiting
+ * for its decision to the fallback queue. O(threads), but only once per request. The flag
+ * is cleared before the walk, not after, so that a request made while a walk runs (a
+ * malformed sample drained on another CPU, for tasks the walk may have passed already)
+ * leaves it set for another walk; a walk that runs out of dispatch slots sets it again and
+ * the next ops.dispatch walks again (tasks rescued already are skipped: in_user is 0). */
 static __always_inline void rescue_stalled(void)
 {
 	struct task_struct *p;
 
+	rescue_pending = false;
 	bpf_for_each(task, p, NULL, BPF_TASK_ITER_ALL_THREADS) {
 		struct task_ctx *tctx;
 
-		if (!scx_bpf_dispatch_nr_slots())
+		if (!scx_bpf_dispatch_nr_slots()) {
+			rescue_pending = true;
 			return;
+		}
 		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 		if (tctx && __sync_bool_compare_and_swap(&tctx->in_user, 1, 0)) {
 			zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, 0);
 			STAT_INC(nr_rescued);
 		}
 	}
-	rescue_pending = false;
 }
 
 static __always_inline void drain_decisions(void)
@@ -551,8 +576,8 @@ static __always_inline void drain_decisions(void)
 
 	/* Wake the producer only if it waits for space: the default wakes it (an IPI) after
 	 * every drain that consumed anything. */
-	ret = bpf_user_ringbuf_drain(&decisions, drain_one, NULL,
-				     wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	ret = zernel_drain_decisions(NULL, wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP
+								  : BPF_RB_NO_WAKEUP);
 	if (ret == -EBUSY)
 		STAT_INC(nr_drain_busy);
 }

@@ -9,8 +9,10 @@
  * such a declaration inherits preserve_access_index, which turns plain field stores into
  * CO-RE relocations that fail to load.
  *
- * Up (kernel -> userspace):   struct zernel_task_msg over a BPF_MAP_TYPE_RINGBUF.
- * Down (userspace -> kernel): struct zernel_decision over a BPF_MAP_TYPE_USER_RINGBUF.
+ * Up (kernel -> userspace):   one struct zernel_task_msg per BPF_MAP_TYPE_RINGBUF sample.
+ * Down (userspace -> kernel): struct zernel_decision, up to ZERNEL_DECISIONS_PER_SAMPLE of
+ *                             them per BPF_MAP_TYPE_USER_RINGBUF sample (struct
+ *                             zernel_decision_sample).
  *
  * Layout changes must update the static_asserts in scheduler/messages.h and the
  * host test tests/host/ring_layout_test.cpp, which round-trips both structs through
@@ -68,7 +70,8 @@ struct zernel_task_msg {
 	__u32 futex_waits; /* futex wait calls since the previous enqueue */
 };
 
-/* User ring buffer samples are 8-byte aligned; keep the struct a multiple of 8. */
+/* Decisions travel in struct zernel_decision_sample after an 8-byte header, and user ring
+ * samples must be 8-byte multiples: keep the struct a multiple of 8. */
 struct zernel_decision {
 	__s32 pid;      /* thread id from zernel_task_msg.pid */
 	__s32 cpu;      /* target CPU, or ZERNEL_CPU_ANY */
@@ -76,6 +79,28 @@ struct zernel_decision {
 	__u64 vtime;    /* ordering key: lower runs first among queued tasks */
 	__u64 gen;      /* zernel_task_msg.gen this answers; older than the task's = stale */
 	__u64 flags;    /* enum zernel_decision_flags */
+};
+
+/* Decisions per user ring sample, at most. The kernel's drain pays ~35-50 ns per sample
+ * whatever its size (the busy cmpxchg, an indirect call of the callback, the release of
+ * consumer_pos), so a sample carries a batch: ~2-3 ns per decision at 16. The bound is set
+ * by ops.dispatch, whose every insert takes one of its dispatch_max_batch = 128 slots and
+ * which must never overflow them: it consumes a sample only with at least K slots left
+ * (the kernel consumes a sample whole, even if the callback stops partway), so up to K - 1
+ * slots of a call can go unused. K = 16 spends at most 15 of 128 (12%) and lets one call
+ * apply 8 full samples; K = 32 would halve the per-sample cost again (~1 ns) for up to 24%
+ * of the slots. A full sample, 648 bytes, is read into a per-CPU scratch buffer (the BPF
+ * stack is 512 bytes). */
+#define ZERNEL_DECISIONS_PER_SAMPLE 16
+
+/* One user ring sample. On the wire only its first 8 + count * 40 bytes: the sample's
+ * length is exactly that (a multiple of 8, as user ring samples must be); the shim skips
+ * and counts (nr_malformed) any sample whose count is 0 or above the maximum, or whose
+ * length disagrees with its count, without applying any of it. */
+struct zernel_decision_sample {
+	__u32 count; /* decisions that follow, 1..ZERNEL_DECISIONS_PER_SAMPLE */
+	__u32 pad;   /* 0; keeps the decisions 8-byte aligned */
+	struct zernel_decision decisions[ZERNEL_DECISIONS_PER_SAMPLE]; /* the first `count` */
 };
 
 /* Counters kept per CPU by the shim (BPF_MAP_TYPE_PERCPU_ARRAY, one entry) and summed by
@@ -92,6 +117,7 @@ struct zernel_shim_stats {
 	__u64 nr_preempt_kicks;  /* preemption kicks sent for ZERNEL_DEC_PREEMPT */
 	__u64 nr_drain_busy;     /* another CPU was draining the user ring */
 	__u64 nr_rescued;        /* handed to userspace, then dispatched by the shim in a stall */
+	__u64 nr_malformed;      /* decision samples skipped unread: bad count or length */
 };
 
 /* What each CPU runs, one entry per CPU id in the shim's cpu_ctxs array map, which

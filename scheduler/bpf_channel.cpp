@@ -23,10 +23,22 @@ constexpr std::size_t kHeader = BPF_RINGBUF_HDR_SZ;
 
 constexpr std::size_t round_up8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
-// Every decision record: header + sample, 8-byte aligned (the kernel rejects a producer
-// position that is not a multiple of 8).
-constexpr std::size_t kDecisionRecord = round_up8(kHeader + sizeof(Decision));
-static_assert(sizeof(Decision) < (1u << 24), "a user ring sample must fit a dynptr");
+// A decision record: ring header, sample header, `count` decisions. 8-byte aligned by
+// construction (the kernel rejects a producer position that is not a multiple of 8).
+constexpr std::size_t decision_record_bytes(std::size_t count) {
+  return kHeader + decision_sample_bytes(count);
+}
+constexpr std::size_t kMinDecisionRecord = decision_record_bytes(1);
+constexpr std::size_t kFullDecisionRecord = decision_record_bytes(kDecisionsPerSample);
+static_assert(kMinDecisionRecord % 8 == 0 && sizeof(Decision) % 8 == 0);
+static_assert(decision_sample_bytes(kDecisionsPerSample) < (1u << 24),
+              "a user ring sample must fit a dynptr");
+
+// Bytes of the records that carry `n` decisions: full samples, then one partial sample.
+constexpr std::size_t decision_bytes(std::size_t n) {
+  const std::size_t rest = n % kDecisionsPerSample;
+  return n / kDecisionsPerSample * kFullDecisionRecord + (rest ? decision_record_bytes(rest) : 0);
+}
 
 // The header of a committed record: length, no BUSY bit, pg_off 0 (the kernel does not use
 // pg_off for user ring buffers; libbpf writes 0 too). Little-endian: len is the low word.
@@ -91,8 +103,8 @@ std::unique_ptr<BpfChannel> BpfChannel::open(int task_ring_fd, int decision_ring
     return nullptr;
   }
   const std::size_t down_len = info.max_entries;
-  if (down_len < kDecisionRecord) {
-    *error = "the decision ring is smaller than one decision";
+  if (down_len < kFullDecisionRecord) {
+    *error = "the decision ring is smaller than one decision sample";
     return nullptr;
   }
   ch->down_mask_ = down_len - 1;
@@ -182,42 +194,58 @@ std::size_t BpfChannel::send(std::span<const Decision> in) {
   // Only this thread writes producer_pos: a relaxed load reads our own last store.
   const unsigned long start = down_producer_pos_->load(std::memory_order_relaxed);
   // Free bytes if the drain is at `cons`. A copy read before another producer moved
-  // producer_pos (only the benchmark's libbpf baseline shares the ring) can be more than a
-  // ring behind: that reads as no space, never as more.
+  // producer_pos (only the benchmark's libbpf baseline and the host test's malformed
+  // samples share the ring) can be more than a ring behind: that reads as no space, never
+  // as more.
   const auto room = [&](unsigned long cons) -> std::size_t {
     const unsigned long used = start - cons;
     return used < size ? size - used : 0;
   };
   std::size_t free = room(down_consumer_seen_);
-  if (free < in.size() * kDecisionRecord) {
+  if (free < decision_bytes(in.size())) {
     // Pairs with the drain's release store of consumer_pos (__bpf_user_ringbuf_sample_release,
     // after the BPF callback read the sample): the bytes below it are no longer read and may
     // be overwritten.
     down_consumer_seen_ = down_consumer_pos_->load(std::memory_order_acquire);
     free = room(down_consumer_seen_);
   }
-  const std::size_t n = std::min(in.size(), free / kDecisionRecord);
 
   // Write the records past producer_pos, where the drain does not read (it stops at
   // producer_pos), with plain stores and their final headers (no BUSY bit: nothing is
   // visible before the publication below). A record that crosses the end of the data area
-  // lands in the second mapping, which is the start of the area again.
+  // lands in the second mapping, which is the start of the area again. Up to
+  // kDecisionsPerSample decisions a record; where the ring has room for less than a full
+  // one, a last record takes as many as fit.
   unsigned long pos = start;
-  for (std::size_t i = 0; i < n; ++i) {
+  std::size_t n = 0;
+  while (n < in.size()) {
+    const std::size_t left = free - (pos - start);
+    std::size_t count = std::min(in.size() - n, kDecisionsPerSample);
+    if (left < decision_record_bytes(count)) {
+      if (left < kMinDecisionRecord) break;
+      count = (left - decision_record_bytes(0)) / sizeof(Decision);
+    }
     std::uint8_t* rec = down_data_ + (pos & down_mask_);
-    const std::uint64_t hdr = record_header(sizeof(Decision));
+    const std::uint64_t hdr = record_header(static_cast<std::uint32_t>(decision_sample_bytes(count)));
+    const std::uint32_t sample_hdr[2] = {static_cast<std::uint32_t>(count), 0};  // count, pad
     std::memcpy(rec, &hdr, sizeof(hdr));
-    std::memcpy(rec + kHeader, &in[i], sizeof(Decision));
-    pos += kDecisionRecord;
+    std::memcpy(rec + kHeader, sample_hdr, sizeof(sample_hdr));
+    // A fixed-size copy per decision: a few vector moves each. One copy of the whole run
+    // compiles to rep movs, whose start-up costs more than the 640 bytes it moves.
+    std::uint8_t* dst = rec + kHeader + kDecisionSampleHeader;
+    for (std::size_t i = 0; i < count; ++i)
+      std::memcpy(dst + i * sizeof(Decision), &in[n + i], sizeof(Decision));
+    n += count;
+    pos += decision_record_bytes(count);
   }
   if (n < in.size()) {
-    // Full. The map fd polls writable while any byte is free, and a ring full of
-    // kDecisionRecord-byte records keeps a leftover smaller than a record (a power of two
-    // is no multiple of 48: 16 or 32 bytes), so wait_for_space() would return at once and
-    // the caller would spin (libbpf's reserve had the same problem). Fill the leftover with
-    // a discarded record: the ring is then exactly full, poll blocks until a drain frees a
-    // record, and the drain skips discarded records without calling back.
-    const std::size_t rest = free - n * kDecisionRecord;  // a multiple of 8
+    // Full. The map fd polls writable while any byte is free, and the leftover here is
+    // smaller than a one-decision record (56 bytes) but may be 8 or more, so
+    // wait_for_space() would return at once and the caller would spin (libbpf's reserve had
+    // the same problem). Fill the leftover with a discarded record: the ring is then exactly
+    // full, poll blocks until a drain frees a record, and the drain skips discarded records
+    // without calling back.
+    const std::size_t rest = free - (pos - start);  // a multiple of 8
     if (rest >= kHeader) {
       const std::uint64_t hdr = record_header(static_cast<std::uint32_t>(rest - kHeader) | kDiscard);
       std::memcpy(down_data_ + (pos & down_mask_), &hdr, sizeof(hdr));

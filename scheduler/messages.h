@@ -21,8 +21,10 @@ using Decision = ::zernel_decision;
 using ShimStats = ::zernel_shim_stats;
 using ExitInfo = ::zernel_exit_info;
 using CpuState = ::zernel_cpu_state;
+using DecisionSample = ::zernel_decision_sample;
 
 inline constexpr int kCpuAny = ZERNEL_CPU_ANY;
+inline constexpr std::size_t kDecisionsPerSample = ZERNEL_DECISIONS_PER_SAMPLE;
 
 static_assert(sizeof(TaskEvent) == 112);
 static_assert(offsetof(TaskEvent, pid) == 0);
@@ -54,6 +56,21 @@ static_assert(offsetof(Decision, slice_ns) == 8);
 static_assert(offsetof(Decision, vtime) == 16);
 static_assert(offsetof(Decision, gen) == 24);
 static_assert(offsetof(Decision, flags) == 32);
+
+// A decision sample is its header and then `count` decisions: the header's size is where
+// the decisions start, and every sample length (8 + 40 * count) stays a multiple of 8.
+static_assert(offsetof(DecisionSample, count) == 0);
+static_assert(offsetof(DecisionSample, pad) == 4);
+static_assert(offsetof(DecisionSample, decisions) == 8);
+static_assert(sizeof(DecisionSample) == 8 + kDecisionsPerSample * sizeof(Decision));
+// ops.dispatch drains only with this many dispatch slots free, of dispatch_max_batch = 128.
+static_assert(kDecisionsPerSample >= 1 && kDecisionsPerSample <= 128);
+
+inline constexpr std::size_t kDecisionSampleHeader = offsetof(DecisionSample, decisions);
+// The length of a sample that carries `count` decisions.
+constexpr std::size_t decision_sample_bytes(std::size_t count) {
+  return kDecisionSampleHeader + count * sizeof(Decision);
+}
 
 inline bool is_wakeup(const TaskEvent& ev) { return ev.flags & ZERNEL_TASK_WAKEUP; }
 inline bool slept_on_io(const TaskEvent& ev) { return ev.flags & ZERNEL_TASK_IOWAIT; }

@@ -150,6 +150,7 @@ ShimStats Shim::read_stats() const {
     total.nr_preempt_kicks += c.nr_preempt_kicks;
     total.nr_drain_busy += c.nr_drain_busy;
     total.nr_rescued += c.nr_rescued;
+    total.nr_malformed += c.nr_malformed;
   }
   return total;
 }

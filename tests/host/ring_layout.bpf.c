@@ -9,8 +9,10 @@
  * produce_odd:  one record of another size (ODD_SIZE bytes), as a shim built against
  *               another ABI would send, then one discarded 8-byte record (the shim's
  *               wakeup), which readers skip.
- * drain:        drains the decision ring as ops.dispatch does and records what it read in
- *               seen[], from nr_seen on (userspace resets nr_seen between drains).
+ * drain:        drains the decision ring with the shim's own drain (zernel_rings.bpf.h),
+ *               given `slots` dispatch slots as ops.dispatch would be by the kernel (each
+ *               decision takes one). Records every decision in seen[] from nr_seen on
+ *               (userspace resets nr_seen between drains) and counts malformed samples.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -32,6 +34,9 @@ __u64 nr_reserve_failed;
 #define MAX_SEEN 4096 /* more than a 64 KiB decision ring holds: no drained sample is lost */
 struct zernel_decision seen[MAX_SEEN];
 __u64 nr_seen;
+__u64 nr_malformed;
+/* Set by userspace before a drain: what scx_bpf_dispatch_nr_slots() would return. */
+__u32 slots;
 
 static __always_inline void fill(struct zernel_task_msg *m, __u64 seed)
 {
@@ -101,20 +106,31 @@ int produce_odd(struct produce_args *args)
 	return 0;
 }
 
-static long record(struct bpf_dynptr *dynptr, void *ctx)
+/* The drain's hooks (zernel_rings.bpf.h): record instead of dispatching. */
+static __always_inline void zernel_on_decision(const struct zernel_decision *d, void *ctx)
 {
 	__u64 idx = nr_seen;
 
+	if (slots)
+		slots--; /* as an insert takes a dispatch slot */
 	if (idx >= MAX_SEEN)
-		return 1;
-	if (bpf_dynptr_read(&seen[idx], sizeof(struct zernel_decision), dynptr, 0, 0))
-		return 1;
+		return;
+	seen[idx] = *d;
 	nr_seen = idx + 1;
-	return 0;
+}
+
+static __always_inline void zernel_on_malformed(void *ctx)
+{
+	nr_malformed++;
+}
+
+static __always_inline __u32 zernel_dispatch_slots(void *ctx)
+{
+	return slots;
 }
 
 SEC("syscall")
 int drain(void *ctx)
 {
-	return bpf_user_ringbuf_drain(&decisions, record, NULL, 0);
+	return zernel_drain_decisions(NULL, 0);
 }

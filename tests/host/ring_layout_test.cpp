@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <iterator>
+#include <utility>
 #include <vector>
 
 #include "scheduler/bpf_channel.h"
@@ -63,8 +66,27 @@ std::vector<Decision> make_decisions(std::size_t n) {
   return out;
 }
 
-// A decision record in the user ring: 8-byte header + the sample, 8-byte aligned.
-constexpr std::size_t kDecisionRecord = (8 + sizeof(Decision) + 7) / 8 * 8;
+// A decision record in the user ring: 8-byte ring header, 8-byte sample header, then the
+// sample's decisions (8-byte multiples already). Written out here rather than taken from
+// bpf_channel.cpp, so that a change of the format there has to be made twice to pass.
+constexpr std::size_t kPerSample = ZERNEL_DECISIONS_PER_SAMPLE;
+constexpr std::size_t record_bytes(std::size_t count) { return 8 + 8 + count * sizeof(Decision); }
+constexpr std::size_t kFullRecord = record_bytes(kPerSample);
+
+// Ring bytes of a batch of n decisions: full samples, then one partial.
+constexpr std::size_t bytes_of(std::size_t n) {
+  return n / kPerSample * kFullRecord + (n % kPerSample ? record_bytes(n % kPerSample) : 0);
+}
+
+// Decisions that fit in `bytes` of free ring: full samples, then as many as a last record
+// holds.
+constexpr std::size_t fits(std::size_t bytes) {
+  const std::size_t rest = bytes % kFullRecord;
+  return bytes / kFullRecord * kPerSample + (rest >= record_bytes(1) ? (rest - record_bytes(0)) / sizeof(Decision) : 0);
+}
+
+// The drain's slot count when a test does not limit it: more than any ring here holds.
+constexpr std::uint32_t kUnlimited = 1u << 30;
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -101,22 +123,30 @@ class RingLayout : public ::testing::Test {
     ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.produce_odd), &opts), 0);
   }
 
-  // Drains everything into seen[0..] and returns the number of decisions drained (the
-  // kernel does not count discarded records).
-  long drain() {
+  // Drains with `slots` dispatch slots into seen[0..] and returns the number of samples the
+  // kernel consumed (malformed ones too; it does not count discarded records).
+  long drain(std::uint32_t slots = kUnlimited) {
     skel_->bss->nr_seen = 0;
+    skel_->bss->slots = slots;
     LIBBPF_OPTS(bpf_test_run_opts, opts);
     EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.drain), &opts), 0);
     return static_cast<std::int32_t>(opts.retval);
   }
 
-  // Drains and checks that what came out is want[first .. first + n), in order.
-  void drain_and_expect(const std::vector<Decision>& want, std::size_t first, std::size_t n) {
-    ASSERT_EQ(drain(), static_cast<long>(n));
+  // Checks that seen[0 .. n) is want[first .. first + n), in order, byte for byte.
+  void expect_seen(const std::vector<Decision>& want, std::size_t first, std::size_t n) {
     ASSERT_EQ(skel_->bss->nr_seen, n);
     for (std::size_t i = 0; i < n; ++i)
       ASSERT_EQ(std::memcmp(&skel_->bss->seen[i], &want[first + i], sizeof(Decision)), 0)
           << "decision " << first + i;
+  }
+
+  // Drains everything and checks that it is want[first .. first + n), in ceil(n / K)
+  // samples.
+  void drain_and_expect(const std::vector<Decision>& want, std::size_t first, std::size_t n) {
+    ASSERT_EQ(drain(), static_cast<long>((n + kPerSample - 1) / kPerSample));
+    expect_seen(want, first, n);
+    EXPECT_EQ(skel_->bss->nr_malformed, 0u);
   }
 
   std::uint32_t task_ring_bytes_ = 1u << 20;
@@ -157,25 +187,128 @@ TEST_F(RingLayout, EveryFieldOfATaskMessageArrivesIntact) {
 TEST_F(RingLayout, DecisionsArriveIntactInOrder) {
   const std::vector<Decision> out = make_decisions(50);
   ASSERT_EQ(channel_->send(out), out.size());
-  EXPECT_EQ(channel_->pending_decision_bytes(), out.size() * kDecisionRecord);
+  // 16 + 16 + 16 + 2: three full samples and a partial one.
+  EXPECT_EQ(channel_->pending_decision_bytes(), 3 * kFullRecord + record_bytes(2));
   drain_and_expect(out, 0, out.size());
   EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
   EXPECT_EQ(channel_->send({}), 0u);
   EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
 }
 
+TEST_F(RingLayout, ABatchLargerThanASampleArrivesAsSeveralSamplesInOrder) {
+  // With exactly one sample's worth of slots, each drain takes one sample (the callback
+  // stops after it: fewer slots than a full sample remain), so every drain shows one
+  // sample's boundaries: 16, 16, 8.
+  const std::vector<Decision> out = make_decisions(2 * kPerSample + 8);
+  ASSERT_EQ(channel_->send(out), out.size());
+  std::size_t first = 0;
+  for (const std::size_t count : {kPerSample, kPerSample, std::size_t{8}}) {
+    const std::size_t pending = channel_->pending_decision_bytes();
+    ASSERT_EQ(drain(kPerSample), 1) << "sample at decision " << first;
+    expect_seen(out, first, count);
+    EXPECT_EQ(skel_->bss->slots, kPerSample - count);  // one slot per decision
+    EXPECT_EQ(channel_->pending_decision_bytes(), pending - record_bytes(count));
+    first += count;
+  }
+  EXPECT_EQ(drain(kPerSample), 0);
+  EXPECT_EQ(skel_->bss->nr_seen, 0u);
+  EXPECT_EQ(skel_->bss->nr_malformed, 0u);
+}
+
+TEST_F(RingLayout, ADrainStopsAtTheSlotLimitAndLeavesTheRestForTheNext) {
+  const std::vector<Decision> out = make_decisions(6 * kPerSample + 4);
+  ASSERT_EQ(channel_->send(out), out.size());
+  const std::size_t all = channel_->pending_decision_bytes();
+  ASSERT_EQ(all, bytes_of(out.size()));
+
+  // 40 slots: two samples (40 -> 24 -> 8), then 8 is too few for a third. The kernel
+  // consumed exactly those two; nothing was taken that the slots could not hold.
+  ASSERT_EQ(drain(40), 2);
+  expect_seen(out, 0, 2 * kPerSample);
+  EXPECT_EQ(skel_->bss->slots, 8u);
+  EXPECT_EQ(channel_->pending_decision_bytes(), all - 2 * kFullRecord);
+
+  // Fewer slots than a sample: the drain does not start, the ring is untouched.
+  ASSERT_EQ(drain(kPerSample - 1), 0);
+  EXPECT_EQ(skel_->bss->nr_seen, 0u);
+  EXPECT_EQ(channel_->pending_decision_bytes(), all - 2 * kFullRecord);
+
+  // 20 slots: one sample, never a second that would not fit.
+  ASSERT_EQ(drain(20), 1);
+  expect_seen(out, 2 * kPerSample, kPerSample);
+  EXPECT_EQ(skel_->bss->slots, 4u);
+
+  // The rest, in order: three full samples and the partial one.
+  ASSERT_EQ(drain(), 4);
+  expect_seen(out, 3 * kPerSample, 3 * kPerSample + 4);
+  EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
+  EXPECT_EQ(skel_->bss->nr_malformed, 0u);
+}
+
+TEST_F(RingLayout, MalformedSamplesAreSkippedWholeAndCounted) {
+  // Another producer on the same ring (libbpf's, as the benchmark's baseline uses) writes
+  // samples BpfChannel never would, between two batches of BpfChannel's.
+  user_ring_buffer* raw = user_ring_buffer__new(bpf_map__fd(skel_->maps.decisions), nullptr);
+  ASSERT_NE(raw, nullptr) << std::strerror(errno);
+  const std::vector<Decision> good = make_decisions(3 + 2 + 5);
+  ASSERT_EQ(channel_->send(std::span<const Decision>(good).first(3)), 3u);
+
+  Decision bad{};
+  bad.pid = 666;
+  bad.gen = 666;
+  // {claimed count, sample length}
+  const std::pair<std::uint32_t, std::uint32_t> samples[] = {
+      {0, 8},                                 // no decisions
+      {0, 8 + 40},                            // no decisions, but a decision's bytes
+      // 8 + 40 * count is 48 in 32-bit arithmetic: a length check done in 32 bits would
+      // take it for a count of 1.
+      {1 + (1u << 29), 8 + 40},
+      {kPerSample + 1, 8 + (kPerSample + 1) * 40},  // too many, longer than any sample
+      {kPerSample + 1, 8 + kPerSample * 40},  // too many, within a full sample's length
+      {3, 8 + 2 * 40},                        // shorter than its count says
+      {2, 8 + 3 * 40},                        // longer than its count says
+      {1, 4},                                 // shorter than a header
+      {1, 8 + 40 + 4},                        // not a multiple of 8
+  };
+  auto write_raw = [&](std::uint32_t count, std::uint32_t len, const Decision* d) {
+    auto* p = static_cast<std::uint8_t*>(user_ring_buffer__reserve(raw, len));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0, len);
+    const std::uint32_t hdr[2] = {count, 0};
+    std::memcpy(p, hdr, std::min<std::size_t>(len, sizeof(hdr)));
+    for (std::uint32_t i = 0; 8 + (i + 1) * sizeof(Decision) <= len; ++i)
+      std::memcpy(p + 8 + i * sizeof(Decision), d ? &d[i] : &bad, sizeof(Decision));
+    user_ring_buffer__submit(raw, p);
+  };
+  for (const auto& [count, len] : samples) write_raw(count, len, nullptr);
+  // A well-formed sample from the other producer is applied: the format, not the writer.
+  write_raw(2, 8 + 2 * 40, &good[3]);
+  ASSERT_EQ(channel_->send(std::span<const Decision>(good).subspan(5)), 5u);
+
+  const long malformed = static_cast<long>(std::size(samples));
+  ASSERT_EQ(drain(), 1 + malformed + 1 + 1);
+  expect_seen(good, 0, good.size());
+  EXPECT_EQ(skel_->bss->nr_malformed, static_cast<std::uint64_t>(malformed));
+  EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
+  user_ring_buffer__free(raw);
+}
+
 TEST_F(RingLayout, BatchedSendsWrapAroundTheRingEnd) {
-  // 64 KiB is no multiple of 48 bytes: as positions go round the ring several times, some
-  // records start within 48 bytes of the end and continue at its start (through the second
-  // mapping of the data area). Count them, so that the test knows it covered the case.
+  // 64 KiB is no multiple of a record's size: as positions go round the ring several times,
+  // some records start near the end and continue at its start (through the second mapping
+  // of the data area). Count them, so that the test knows it covered the case.
   const std::size_t ring = decision_ring_bytes_;
   const std::vector<Decision> out = make_decisions(5000);
   std::size_t pos = 0, straddling = 0;
   for (std::size_t done = 0; done < out.size();) {
     const std::size_t batch = std::min<std::size_t>(out.size() - done, 333 + done % 7);
     ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(done, batch)), batch);
-    for (std::size_t i = 0; i < batch; ++i, pos += kDecisionRecord)
-      straddling += (pos % ring) + kDecisionRecord > ring;
+    for (std::size_t left = batch; left > 0;) {
+      const std::size_t rec = record_bytes(std::min(left, kPerSample));
+      straddling += (pos % ring) + rec > ring;
+      pos += rec;
+      left -= std::min(left, kPerSample);
+    }
     drain_and_expect(out, done, batch);
     done += batch;
   }
@@ -184,8 +317,10 @@ TEST_F(RingLayout, BatchedSendsWrapAroundTheRingEnd) {
 }
 
 TEST_F(RingLayout, FullDecisionRingAcceptsPartOfABatchThenTheRestAfterADrain) {
-  // 64 KiB / 48 bytes a record (8-byte header + 40): 1365 fit, with 16 bytes to spare.
-  const std::size_t fit = decision_ring_bytes_ / kDecisionRecord;
+  // 64 KiB: 99 full records of 656 bytes, then 592 bytes: one record of 14 decisions (576
+  // bytes), 16 bytes to spare.
+  const std::size_t fit = fits(decision_ring_bytes_);
+  ASSERT_EQ(fit, 99 * kPerSample + 14);
   const std::vector<Decision> out = make_decisions(3000);
   std::size_t sent = channel_->send(out);
   ASSERT_EQ(sent, fit);
@@ -217,15 +352,24 @@ TEST_F(RingLayout, FullDecisionRingAcceptsPartOfABatchThenTheRestAfterADrain) {
 }
 
 TEST_F(RingLayout, PartOfARingFreedAcceptsThatMuch) {
-  const std::size_t fit = decision_ring_bytes_ / kDecisionRecord;
+  const std::size_t ring = decision_ring_bytes_;
+  const std::size_t fit = fits(ring);
   const std::vector<Decision> out = make_decisions(fit + 200);
-  ASSERT_EQ(channel_->send(std::span<const Decision>(out).first(fit - 100)), fit - 100);
-  // 100 records of room, asked for 300: 100 accepted, the ring full.
-  ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(fit - 100, 300)), 100u);
-  EXPECT_EQ(channel_->pending_decision_bytes(), decision_ring_bytes_);
-  drain_and_expect(out, 0, fit);
-  ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(fit)), 200u);
-  drain_and_expect(out, fit, 200);
+  const std::size_t first = fit - 150;
+  ASSERT_EQ(channel_->send(std::span<const Decision>(out).first(first)), first);
+  // Room for part of 300 only: what fits is accepted (the last record partial), the ring
+  // left full.
+  const std::size_t more = fits(ring - bytes_of(first));
+  ASSERT_GT(more, 0u);
+  ASSERT_LT(more, 300u);
+  ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(first, 300)), more);
+  EXPECT_EQ(channel_->pending_decision_bytes(), ring);
+  ASSERT_EQ(drain(), static_cast<long>((first + kPerSample - 1) / kPerSample +
+                                       (more + kPerSample - 1) / kPerSample));
+  expect_seen(out, 0, first + more);
+  const std::size_t rest = out.size() - first - more;
+  ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(first + more)), rest);
+  drain_and_expect(out, first + more, rest);
 }
 
 TEST_F(RingLayout, TaskRecordsOfAnotherSizeAreZeroPaddedAndCounted) {

@@ -72,6 +72,8 @@ check "userspace dispatched the workload (user=$user > 10000)" [ "${user:-0}" -g
 check "user dispatches far above fallbacks (user=$user >= 100 x fallback=$fb)" \
   [ "${user:-0}" -ge $(( ${fb:-0} * 100 )) ]
 check "user dispatches above kernel dispatches (user=$user > kernel=$kern)" [ "${user:-0}" -gt "${kern:-0}" ]
+malformed=$(stat_of /tmp/z1.log malformed)
+check "every decision sample was well-formed (malformed=$malformed)" [ "${malformed:-x}" = 0 ]
 
 echo "== 3. another scheduler already loaded"
 $Z >/tmp/z2.log 2>&1
