@@ -184,6 +184,7 @@ if [ -w /sys/devices/system/cpu/cpu1/online ]; then
   check "hotplug: hackbench completed after the restarts" [ $? = 0 ]
   kill -INT $ZPID; wait $ZPID; rc=$?
   check "hotplug: exit 0 on SIGINT after restarts (rc=$rc)" [ "$rc" = 0 ]
+  [ "$rc" = 0 ] || grep -v '^zernel: ' /tmp/z6.log | tail -n 8
 else
   fail "hotplug: /sys/devices/system/cpu/cpu1/online is not writable"
 fi
