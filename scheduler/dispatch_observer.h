@@ -24,7 +24,7 @@ namespace zernel {
 class DispatchObserver final : public BatchObserver {
  public:
   void on_batch(std::span<const TaskEvent> events, std::span<const Decision> decisions,
-                std::uint64_t decide_ns) override;
+                std::uint64_t decide_ns, std::span<const std::uint8_t> phases) override;
 
   // Any thread.
   const telemetry::LatencyHistogram& round_trip() const { return round_trip_; }
@@ -37,7 +37,7 @@ class DispatchObserver final : public BatchObserver {
 
  private:
   void trace_batch(telemetry::TraceRecorder& rec, std::span<const TaskEvent> events,
-                   std::span<const Decision> decisions);
+                   std::span<const Decision> decisions, std::span<const std::uint8_t> phases);
 
   telemetry::LatencyHistogram round_trip_;
   telemetry::LatencyHistogram enqueue_to_running_;

@@ -49,8 +49,9 @@ struct DispatcherCounters {
 class BatchObserver {
  public:
   virtual ~BatchObserver() = default;
+  // `phases`: Policy::batch_phases() of the batch (may be empty).
   virtual void on_batch(std::span<const TaskEvent> events, std::span<const Decision> decisions,
-                        std::uint64_t decide_ns) = 0;
+                        std::uint64_t decide_ns, std::span<const std::uint8_t> phases) = 0;
 };
 
 class Dispatcher {
@@ -156,7 +157,7 @@ std::size_t Dispatcher::run_once(KeepWaiting&& keep_waiting) {
     }
   }
   sent_.add(done);
-  if (observer_) observer_->on_batch(events.first(n), decisions, t1 - t0);
+  if (observer_) observer_->on_batch(events.first(n), decisions, t1 - t0, policy_->batch_phases());
   return n;
 }
 

@@ -106,7 +106,11 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
       tenant_total_gpus_ += std::max<std::uint16_t>(snap_->tenant_gpus[i], 1);
     }
   }
-  for (std::size_t i = 0; i < in.size(); ++i) out[i] = decide_one(in[i]);
+  batch_size_ = std::min(in.size(), batch_phases_.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    out[i] = decide_one(in[i]);
+    if (i < batch_size_) batch_phases_[i] = static_cast<std::uint8_t>(phase_index(last_phase_));
+  }
 }
 
 void PhasePolicy::account(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc) {
@@ -296,6 +300,7 @@ Decision PhasePolicy::decide_one(const TaskEvent& ev) {
   }
 
   const Phase phase = ml ? st.tracker.committed : Phase::Unknown;
+  last_phase_ = phase;
   const PhaseRule rule = phase_rule(phase);
   if (snap_ && snap_->multi_tenant) update_runnable(st, ev, created);
   const std::uint32_t weight = effective_weight(ev, st, proc, phase);

@@ -140,6 +140,7 @@ struct NodeMap {
 
 class PhasePolicy final : public Policy {
  public:
+  static constexpr std::size_t kMaxBatch = 65536;  // the largest --batch
   // `snapshots`, `cpus` (the shim's per-CPU states) and `changes` must outlive the
   // policy; `changes` may be null (nobody listens).
   PhasePolicy(const PolicyConfig& cfg, SnapshotExchange<MlSnapshot>& snapshots, NodeMap nodes,
@@ -149,6 +150,9 @@ class PhasePolicy final : public Policy {
   void decide(std::span<const TaskEvent> in, std::span<Decision> out) override;
   void activate(std::uint64_t now_ns) override;
   void set_load(std::uint64_t nr_waiting) override;
+  std::span<const std::uint8_t> batch_phases() const override {
+    return std::span<const std::uint8_t>(batch_phases_.data(), batch_size_);
+  }
 
   // Any thread reads these counters relaxed; the dispatcher thread writes them.
   std::uint64_t decisions_in(Phase p) const { return by_phase_[phase_index(p)].load(std::memory_order_relaxed); }
@@ -207,6 +211,10 @@ class PhasePolicy final : public Policy {
   SpscQueue<PhaseChange>* changes_;
   TaskTable<TaskState> tasks_;
   std::vector<std::uint16_t> placed_;  // per CPU: tasks this batch put there
+  // Per event of the last batch: its phase. Sized once for the largest batch (--batch).
+  std::vector<std::uint8_t> batch_phases_ = std::vector<std::uint8_t>(kMaxBatch);
+  std::size_t batch_size_ = 0;
+  Phase last_phase_ = Phase::Unknown;  // of the last decide_one()
 
   std::uint64_t vclock_ = 0;
   std::uint64_t floor_cursor_ = 0;

@@ -42,6 +42,10 @@ class Policy {
 
   // Before each batch: how many tasks wait for a CPU (the shim samples it every 50 ms).
   virtual void set_load(std::uint64_t nr_waiting) { (void)nr_waiting; }
+  // The phase (phase_index) of each task of the last decide() batch, in event order, for
+  // traces; empty for policies without phases (every task is then Unknown). Valid until the
+  // next decide(); dispatcher thread only.
+  virtual std::span<const std::uint8_t> batch_phases() const { return {}; }
 };
 
 // The self-contained policies, by name (`fair`, `fifo`); nullptr for any other name.

@@ -127,7 +127,8 @@ TEST(Dispatcher, SwitchRequestedWhileIdleCompletesWithTheNextTask) {
 }
 
 struct RecordingObserver : BatchObserver {
-  void on_batch(std::span<const TaskEvent> e, std::span<const Decision> d, std::uint64_t) override {
+  void on_batch(std::span<const TaskEvent> e, std::span<const Decision> d, std::uint64_t,
+                std::span<const std::uint8_t>) override {
     events += e.size();
     ASSERT_EQ(e.size(), d.size());
     for (std::size_t i = 0; i < e.size(); ++i) EXPECT_EQ(e[i].pid, d[i].pid);

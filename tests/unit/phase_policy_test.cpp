@@ -482,6 +482,20 @@ TEST(PhasePolicy, TierTaskPreemptedEarlyKeepsTheRestOfItsGrant) {
   EXPECT_EQ(done.flags, 0u);
 }
 
+// Traces name each run after the phase it was decided in: the policy reports the phase of
+// every event of its last batch.
+TEST(PhasePolicy, BatchPhasesAreThePhasesOfTheLastBatch) {
+  Harness h;
+  h.add(ml_proc(1000, 1000));
+  const std::uint64_t t = run_trainer(h, 1000, 1000, kT0, 13);
+  ASSERT_EQ(h.phase(1000), Phase::OptimizerStep);
+  h.decide(std::vector<TaskEvent>{wakeup(1000, 1000, t, 2 * kMs, 23 * kMs), runnable(5001, 5000, t, 5 * kMs)});
+  const std::span<const std::uint8_t> phases = h.policy().batch_phases();
+  ASSERT_EQ(phases.size(), 2u);
+  EXPECT_EQ(phases[0], phase_index(Phase::OptimizerStep));
+  EXPECT_EQ(phases[1], phase_index(Phase::Unknown));
+}
+
 // The tier's grants add up to at most half the machine's CPU time per evaluation window:
 // beyond that, wakeups get their phase's normal deadline; the next window has a new budget.
 TEST(PhasePolicy, LatencyTierBudgetIsHalfTheMachinePerWindow) {

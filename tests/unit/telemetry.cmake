@@ -25,3 +25,7 @@ target_link_libraries(http_server_test PRIVATE zernel_telemetry)
 zernel_unit_test(trace_test unit/trace_test.cpp unit/alloc_counter.cpp)
 target_link_libraries(trace_test PRIVATE zernel_telemetry)
 target_compile_definitions(trace_test PRIVATE ZERNEL_PYTHON3="${ZERNEL_SYSTEM_PYTHON3}")
+
+# The observer lives in zernel_bpf (with libbpf); this test needs only its own source.
+zernel_unit_test(dispatch_observer_test unit/dispatch_observer_test.cpp ${PROJECT_SOURCE_DIR}/scheduler/dispatch_observer.cpp)
+target_link_libraries(dispatch_observer_test PRIVATE zernel_telemetry)
