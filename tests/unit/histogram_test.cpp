@@ -201,15 +201,19 @@ TEST(LatencyHistogram, RecordNeverAllocates) {
 
 TEST(LatencyHistogram, ReadersSeeMonotonicSnapshotsWhileTheWriterRecords) {
   LatencyHistogram h;
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false}, reading{false};
   std::thread writer([&] {
+    // Not before the reader runs: on a loaded machine the writer could otherwise finish
+    // before the reader's first snapshot, and the test would check nothing.
+    while (!reading.load()) std::this_thread::yield();
     for (std::uint64_t i = 0; i < 2'000'000; ++i) h.record(i % 100'000);
     done.store(true);
   });
   LatencySnapshot prev;
   LatencySnapshot cur;
   int snapshots = 0;
-  while (!done.load()) {
+  for (bool first = true; first || !done.load(); first = false) {
+    if (first) reading.store(true);
     h.snapshot_into(cur);
     ASSERT_GE(cur.count(), prev.count());
     for (std::size_t i = 0; i < LatencySnapshot::kBuckets; ++i) ASSERT_GE(cur.buckets()[i], prev.buckets()[i]);
