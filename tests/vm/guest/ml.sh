@@ -62,7 +62,15 @@ for policy in fair phase; do
   CUDA_VISIBLE_DEVICES=0 stress-ng --cpu 2 --timeout 14s >/dev/null 2>&1 &
   BOUND=$!
   sleep 4  # the monitor discovers the job within gpu_poll_interval_ms (500 ms)
-  pids="$(cat /proc/$BOUND/task/$BOUND/children 2>/dev/null)"
+  # stress-ng forks its workers after its own start-up, which takes seconds under TCG
+  # beside the hogs: wait for them (up to 10 s more) rather than sample nobody.
+  i=0; pids=""
+  while [ -z "$pids" ] && [ $i -lt 100 ]; do
+    pids="$(cat /proc/$BOUND/task/$BOUND/children 2>/dev/null)"
+    [ -n "$pids" ] || { sleep 0.1; i=$((i+1)); }
+  done
+  [ -n "$pids" ] || { echo "no workers of the GPU-0 process after 14 s:"; ps | grep stress-ng; }
+  [ $policy = phase ] && sleep 1  # one more monitor refresh once the workers exist
   [ $policy = phase ] && { zernelctl status | tail -n 1; zernelctl phases; }
   pct=$(on_cpus_pct "$pids" "$NODE1" 25)
   echo "policy $policy: GPU-0 workers on node-1 CPUs in $pct% of samples"
