@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/fake_sysfs.h"
+#include "tests/unit/fake_proc.h"
 
 namespace zernel {
 namespace {
@@ -19,13 +19,13 @@ using ::testing::ElementsAre;
 
 constexpr std::uint64_t kMs = 1'000'000;
 
-// A /proc-shaped tree (same file formats as ml_process_test.cpp's):
+// A /proc-shaped tree (tests/unit/fake_proc.h):
 //   1    systemd
 //   100  bash, the login shell
 //   200  python3 trainer, child of 100, started with CUDA_VISIBLE_DEVICES=0; threads 200, 210
 //   201  pt_data_worker, forked by the trainer (no environ of its own)
 //   300  bash, nothing ML
-class FakeProc {
+class FakeProc : public testing::FakeProcTree {
  public:
   FakeProc() {
     AddProcess(1, 0, "systemd");
@@ -37,31 +37,6 @@ class FakeProc {
     AddProcess(300, 1, "bash");
     Environ(300, {"TERM=xterm"});
   }
-
-  const std::filesystem::path& root() const { return fs_.root(); }
-
-  void AddProcess(int pid, int ppid, const std::string& comm) {
-    const std::string d = std::to_string(pid);
-    std::string stat = d + " (" + comm + ") S " + std::to_string(ppid);
-    for (int field = 5; field <= 52; ++field) stat += field == 22 ? " 1000" : " 0";
-    fs_.Write(d + "/stat", stat);
-    fs_.Write(d + "/comm", comm);
-    fs_.Write(d + "/status", "Name:\t" + comm + "\nUid:\t1000\t1000\t1000\t1000\nGid:\t0");
-    fs_.Write(d + "/cgroup", "0::/user.slice");
-    Thread(pid, pid, comm);
-  }
-  void Environ(int pid, std::initializer_list<std::string> vars) {
-    std::string text;
-    for (const auto& v : vars) text += v + std::string(1, '\0');
-    fs_.Write(std::to_string(pid) + "/environ", text);
-  }
-  void Thread(int pid, int tid, const std::string& comm) {
-    fs_.Write(std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm", comm);
-  }
-  void Delete(const std::string& rel) { fs_.Delete(rel); }
-
- private:
-  testing::FakeSysfs fs_;
 };
 
 class MlMonitorTest : public ::testing::Test {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "tests/unit/fake_sysfs.h"
+#include "tests/unit/fake_proc.h"
 
 namespace zernel {
 namespace {
@@ -25,7 +25,7 @@ using ::testing::IsEmpty;
 //   300   bash with no ML anything, uid 0
 //   400   "my_cuda_app" with libcudart only
 //   500   "jupyter" with CUDA_VISIBLE_DEVICES=GPU-1234... (UUID)
-class FakeProc {
+class FakeProc : public testing::FakeProcTree {
  public:
   FakeProc() {
     AddProcess(1, 0, "systemd", 0, "/init.scope");
@@ -50,45 +50,8 @@ class FakeProc {
     Environ(500, {"CUDA_VISIBLE_DEVICES=GPU-1234abcd-0000-0000-0000-000000000000"});
   }
 
-  const std::filesystem::path& root() const { return fs_.root(); }
-  ProcReader reader() const { return ProcReader(fs_.root()); }
-
-  void AddProcess(int pid, int ppid, const std::string& comm, int uid, const std::string& cgroup,
-                  std::uint64_t start_time = 1000) {
-    const std::string d = std::to_string(pid);
-    // 52 fields like the real file; field 22 is the start time.
-    std::string stat = d + " (" + comm + ") S " + std::to_string(ppid);
-    for (int field = 5; field <= 52; ++field) {
-      stat += " " + (field == 22 ? std::to_string(start_time) : std::string("0"));
-    }
-    fs_.Write(d + "/stat", stat);
-    fs_.Write(d + "/comm", comm);
-    fs_.Write(d + "/status", "Name:\t" + comm + "\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t" +
-                                 std::to_string(uid) + "\t" + std::to_string(uid) + "\t" +
-                                 std::to_string(uid) + "\t" + std::to_string(uid) + "\nGid:\t0");
-    // Hybrid layout: a v1 line before the v2 one.
-    fs_.Write(d + "/cgroup", "1:name=systemd:/legacy\n0::" + cgroup);
-    Thread(pid, pid, comm);
-  }
-  void Maps(int pid, std::initializer_list<std::string> files) {
-    std::string text = "55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0      [heap]\n";
-    for (const auto& f : files) {
-      text += "7f0000000000-7f0000100000 r-xp 00000000 08:01 1234  " + f + "\n";
-    }
-    fs_.Write(std::to_string(pid) + "/maps", text);
-  }
-  void Environ(int pid, std::initializer_list<std::string> vars) {
-    std::string text;
-    for (const auto& v : vars) text += v + std::string(1, '\0');
-    fs_.Write(std::to_string(pid) + "/environ", text);
-  }
-  void Thread(int pid, int tid, const std::string& comm) {
-    fs_.Write(std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm", comm);
-  }
-  void Remove(int pid) { fs_.Delete(std::to_string(pid)); }
-
- private:
-  testing::FakeSysfs fs_;
+  ProcReader reader() const { return ProcReader(root()); }
+  void Remove(int pid) { Delete(std::to_string(pid)); }
 };
 
 TEST(ProcReader, ReadsTheFiles) {

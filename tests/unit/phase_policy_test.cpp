@@ -708,19 +708,24 @@ std::vector<std::uint64_t> simulate(Harness& h, const std::vector<std::pair<int,
   return ran;
 }
 
+// Two ML processes, 6000 in tenant 0 and 7000 in tenant 1, holding these GPUs.
+void add_two_tenants(Harness& h, bool multi_tenant, std::uint16_t gpus0, std::uint16_t gpus1) {
+  h.snap->multi_tenant = multi_tenant;
+  h.snap->tenant_gpus[0] = gpus0;
+  h.snap->tenant_gpus[1] = gpus1;
+  ProcessInfo a = ml_proc(6000, 6000);
+  a.tenant = 0;
+  ProcessInfo b = ml_proc(7000, 7000);
+  b.tenant = 1;
+  h.add(a);
+  h.add(b);
+}
+
 TEST(PhasePolicy, TenantsShareCpuByTheirGpus) {
   const std::vector<std::pair<int, int>> tasks = {{6001, 6000}, {6002, 6000}, {7001, 7000}, {7002, 7000}};
   const auto shares = [&](bool multi_tenant) {
     Harness h;
-    h.snap->multi_tenant = multi_tenant;
-    h.snap->tenant_gpus[0] = 1;
-    h.snap->tenant_gpus[1] = 3;
-    ProcessInfo a = ml_proc(6000, 6000);
-    a.tenant = 0;
-    ProcessInfo b = ml_proc(7000, 7000);
-    b.tenant = 1;
-    h.add(a);
-    h.add(b);
+    add_two_tenants(h, multi_tenant, 1, 3);
     const std::vector<std::uint64_t> ran = simulate(h, tasks, 4000);
     const double total = static_cast<double>(ran[0] + ran[1] + ran[2] + ran[3]);
     return std::pair{static_cast<double>(ran[0] + ran[1]) / total, static_cast<double>(ran[2] + ran[3]) / total};
@@ -736,15 +741,7 @@ TEST(PhasePolicy, TenantsShareCpuByTheirGpus) {
 TEST(PhasePolicy, TenantShareDoesNotDependOnThreadCount) {
   // Tenant 0 (1 GPU) runs three threads, tenant 1 (1 GPU) one: still half each.
   Harness h;
-  h.snap->multi_tenant = true;
-  h.snap->tenant_gpus[0] = 1;
-  h.snap->tenant_gpus[1] = 1;
-  ProcessInfo a = ml_proc(6000, 6000);
-  a.tenant = 0;
-  ProcessInfo b = ml_proc(7000, 7000);
-  b.tenant = 1;
-  h.add(a);
-  h.add(b);
+  add_two_tenants(h, true, 1, 1);
   const std::vector<std::uint64_t> ran = simulate(h, {{6001, 6000}, {6002, 6000}, {6003, 6000}, {7001, 7000}}, 4000);
   const double total = static_cast<double>(ran[0] + ran[1] + ran[2] + ran[3]);
   EXPECT_NEAR(static_cast<double>(ran[3]) / total, 0.5, 0.03);
@@ -757,15 +754,7 @@ TEST(PhasePolicy, TenantShareDoesNotDependOnThreadCount) {
 // 50 us every 100 ms.
 TEST(PhasePolicy, TenantShareIgnoresMostlySleepingThreads) {
   Harness h;
-  h.snap->multi_tenant = true;
-  h.snap->tenant_gpus[0] = 1;
-  h.snap->tenant_gpus[1] = 1;
-  ProcessInfo a = ml_proc(6000, 6000);
-  a.tenant = 0;
-  ProcessInfo b = ml_proc(7000, 7000);
-  b.tenant = 1;
-  h.add(a);
-  h.add(b);
+  add_two_tenants(h, true, 1, 1);
   std::vector<Decision> keys =
       h.decide(std::vector<TaskEvent>{runnable(6001, 6000, kT0, 0), runnable(7001, 7000, kT0, 0)});
   std::uint64_t now = kT0, next_wake = kT0;
