@@ -90,9 +90,17 @@ void PhasePolicy::report(const PhaseChange& c) {
 void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out) {
   snap_ = snapshots_.acquire();
   std::fill(placed_.begin(), placed_.end(), 0);
+  // Evaluation windows (the latency tier's budget, tenant loads) roll over at batch
+  // granularity: one division per batch, not per decision.
+  const std::uint64_t window_ns = std::max<std::uint64_t>(snap_ ? snap_->eval_interval_ns : 0, 1);
+  const std::uint64_t epoch = in.empty() ? tier_epoch_ : in[0].enq_ns / window_ns;
+  if (epoch != tier_epoch_) {
+    tier_epoch_ = epoch;
+    tier_used_ns_ = 0;
+  }
+  tier_budget_ns_ = std::uint64_t{std::max<std::uint32_t>(cfg_.nr_cpus, 1)} * (snap_ ? snap_->eval_interval_ns : 0) /
+                    kTierShareDivisor;
   if (snap_ && snap_->multi_tenant && !in.empty()) {
-    // Tenant activity windows roll over at batch granularity.
-    const std::uint64_t epoch = in[0].enq_ns / std::max<std::uint64_t>(snap_->eval_interval_ns, 1);
     if (epoch != tenant_epoch_) {
       tenant_load_prev_ = epoch == tenant_epoch_ + 1 ? tenant_load_cur_ : decltype(tenant_load_cur_){};
       tenant_load_cur_ = {};
@@ -335,11 +343,6 @@ Decision PhasePolicy::decide_one(const TaskEvent& ev) {
   if (rule.latency_target_ns) key = std::min(key, clock_floor + rule.latency_target_ns);
   // The latency tier (see the header): a wakeup of a task that sleeps at least as long as
   // it runs, while the tier's CPU budget for this window lasts.
-  if (const std::uint64_t epoch = ev.enq_ns / std::max<std::uint64_t>(snap_ ? snap_->eval_interval_ns : 0, 1);
-      epoch != tier_epoch_) {
-    tier_epoch_ = epoch;
-    tier_used_ns_ = 0;
-  }
   // The rest of a grant the task was preempted in (see the header).
   const bool resumed = rule.latency_target_ns && !is_wakeup(ev) && st.tier_left_ns > ev.runtime_ns + cfg_.min_slice_ns;
   if (resumed) {
@@ -352,9 +355,7 @@ Decision PhasePolicy::decide_one(const TaskEvent& ev) {
   }
   if (!resumed && rule.latency_target_ns && is_wakeup(ev) && ev.sleep_ns >= ev.burst_ns) {
     const std::uint64_t tier_slice = std::clamp<std::uint64_t>(2 * request, cfg_.min_slice_ns, slice);
-    const std::uint64_t budget = std::uint64_t{std::max<std::uint32_t>(cfg_.nr_cpus, 1)} *
-                                 (snap_ ? snap_->eval_interval_ns : 0) / kTierShareDivisor;
-    if (tier_used_ns_ + tier_slice <= budget) {
+    if (tier_used_ns_ + tier_slice <= tier_budget_ns_) {
       tier_used_ns_ += tier_slice;
       key = rule.latency_target_ns + request;  // < tier_top() <= every key of the normal tier
       slice = tier_slice;

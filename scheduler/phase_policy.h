@@ -221,6 +221,7 @@ class PhasePolicy final : public Policy {
   // The latency tier's CPU budget: what its grants (their slices) used in this window.
   std::uint64_t tier_epoch_ = 0;
   std::uint64_t tier_used_ns_ = 0;
+  std::uint64_t tier_budget_ns_ = 0;  // as of batch start
   std::uint64_t slice_;
 
   // Tenant load (sum of runnable fractions, 1/1024ths of a task) in the previous and the

@@ -65,7 +65,14 @@ for attempt in 1 2; do
   [ $rc -eq 2 ] || break
   echo "bench/vm/ml.sh: guest died (attempt $attempt): $(grep 'VM DIED' "$log.err" | head -n1)" >&2
 done
-[ "$rc" -eq 0 ] || { echo "bench/vm/ml.sh: VM run failed (rc=$rc), log: $log" >&2; grep -E 'BENCH ERROR|VM DIED|run-vm:' "$log" "$log.err" >&2 || true; exit 1; }
-grep -h '^NOTE:' "$log" | sort -u >&2 || true
+if [ "$rc" -ne 0 ]; then
+  echo "bench/vm/ml.sh: VM run failed (rc=$rc), log: $log" >&2
+  # The lines that say why, if the guest got far enough to print any.
+  grep -E 'BENCH ERROR|VM DIED|run-vm:' "$log" "$log.err" >&2 ||
+    echo "bench/vm/ml.sh: no BENCH ERROR / VM DIED / run-vm line in $log or $log.err; see the whole log" >&2
+  exit 1
+fi
+# Notes are optional (the guest writes one when a phase sample failed).
+if grep -q '^NOTE:' "$log"; then grep -h '^NOTE:' "$log" | sort -u >&2; fi
 echo "VM: $cpus vCPUs, TCG $tcg, $rounds interleaved rounds of ${duration} s (after 2 s warm-up), phase rows: -p $phase_policy${zargs:+ $zargs}, kernel $(sed -n 's/^run-vm: kernel \([^,]*\),.*/\1/p' "$log.err"); log $log"
 python3 "$top/bench/ml_report.py" "$log" "$raw" --phase-policy "$phase_policy"
