@@ -17,8 +17,8 @@
  *             (the task storage lookup is not transport).
  * drain:      what ops.dispatch does with the ring: the shim's own drain
  *             (zernel_drain_decisions() in zernel_rings.bpf.h: samples of up to
- *             ZERNEL_DECISIONS_PER_SAMPLE decisions, each copied to the per-CPU scratch
- *             with one bpf_dynptr_read and checked) with BPF_RB_NO_WAKEUP, or
+ *             ZERNEL_DECISIONS_PER_SAMPLE decisions, each read in place and checked,
+ *             ZERNEL_DECISIONS_PER_STEP of them per bpf_loop step) with BPF_RB_NO_WAKEUP, or
  *             BPF_RB_FORCE_WAKEUP while wake.user_waiting_space is set; per decision a
  *             lookup of per-task state, a generation check and apply_decision()'s
  *             timestamp, each taking one of `slots` dispatch slots, so that the drain stops
@@ -33,11 +33,10 @@
  *
  * Variants, for the tables of what each leg is made of (args->variant):
  *   produce P_FLOOR   reserve + submit of an unfilled record: the ring's own cost.
- *   drain   D_DATA    bpf_dynptr_data (a pointer into a full sample) instead of the copy
- *                     to the scratch buffer; partial samples are still copied (a dynptr
- *                     slice has a constant length).
- *   drain   D_FLOOR   a callback that only takes the sample's length and the slots: the
- *                     kernel's per-sample cost.
+ *   drain   D_STEP1   one decision per bpf_loop step, instead of the shim's
+ *                     ZERNEL_DECISIONS_PER_STEP: what a call per decision costs.
+ *   drain   D_FLOOR   a callback that only reads the sample's count and takes the slots:
+ *                     the kernel's per-sample cost.
  * Prototypes of other ring designs (not what the shim does; the bench's prototypes table;
  * the earlier drain_batched, a whole batch of decisions per sample, is now the shim's format
  * with a cap, see `drain`):
@@ -57,6 +56,9 @@
 
 char _license[] SEC("license") = "GPL";
 
+/* For the bench's captions. */
+const volatile __u32 decisions_per_step = ZERNEL_DECISIONS_PER_STEP;
+
 /* legacy: 0 = the shim's wakeup protocol, 1 = flags 0 (the kernel's default wakeups). */
 struct produce_args {
 	__u32 count;
@@ -74,7 +76,7 @@ struct drain_args {
 
 enum { CLOCK_RQ = 0, CLOCK_KTIME = 1 };
 enum { P_SHIM = 0, P_FLOOR = 1 };
-enum { D_READ = 0, D_DATA = 1, D_FLOOR = 2 };
+enum { D_SHIM = 0, D_STEP1 = 1, D_FLOOR = 2 };
 
 static __always_inline __u64 shim_clock(__u32 clock)
 {
@@ -291,31 +293,35 @@ static __always_inline __u32 zernel_dispatch_slots(void *ctx)
 	return ((struct drain_ctx *)ctx)->slots;
 }
 
-/* D_DATA: a full sample in place, a partial one copied as the shim does. */
-static long drain_data_one(struct bpf_dynptr *dynptr, void *ctx)
+/* D_STEP1: the shim's drain, but a bpf_loop step (a call) per decision. */
+static long apply_one(__u64 i, void *data)
 {
-	const struct zernel_decision_sample *s =
-		bpf_dynptr_data(dynptr, 0, sizeof(struct zernel_decision_sample));
-	__u32 i, count;
+	struct zernel_sample_walk *w = data;
 
-	if (!s || s->count != ZERNEL_DECISIONS_PER_SAMPLE)
-		s = zernel_read_sample(dynptr);
-	if (!s) {
+	if (i >= w->count || i >= ZERNEL_DECISIONS_PER_SAMPLE)
+		return 1;
+	zernel_on_decision(&w->sample->decisions[i], w->ctx);
+	return 0;
+}
+
+static long drain_step1_one(struct bpf_dynptr *dynptr, void *ctx)
+{
+	struct zernel_sample_walk w = { .ctx = ctx };
+
+	w.sample = zernel_sample_of(dynptr, &w.count);
+	if (!w.sample)
 		zernel_on_malformed(ctx);
-	} else {
-		count = s->count;
-		for (i = 0; i < ZERNEL_DECISIONS_PER_SAMPLE && i < count; i++)
-			zernel_on_decision(&s->decisions[i], ctx);
-	}
+	else
+		bpf_loop(w.count, apply_one, &w, 0);
 	return !zernel_room_for_sample(zernel_dispatch_slots(ctx));
 }
 
-/* D_FLOOR: the sample's decision count from its length, and the slots; nothing read. */
+/* D_FLOOR: the sample's decision count and the slots; no decision read. */
 static long drain_floor_one(struct bpf_dynptr *dynptr, void *ctx)
 {
 	struct drain_ctx *c = ctx;
-	__u32 len = bpf_dynptr_size(dynptr);
-	__u32 k = len > 8 ? (len - 8) / sizeof(struct zernel_decision) : 0;
+	const __u32 *count = bpf_dynptr_data(dynptr, 0, sizeof(*count));
+	__u32 k = count && *count <= ZERNEL_DECISIONS_PER_SAMPLE ? *count : 0;
 
 	c->n += k;
 	c->slots = c->slots > k ? c->slots - k : 0;
@@ -331,11 +337,11 @@ int drain(struct drain_args *args)
 	__u64 flags = args->legacy ? 0
 				   : (wake.user_waiting_space ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 
-	if (c.variant == D_READ) {
+	if (c.variant == D_SHIM) {
 		zernel_drain_decisions(&c, flags);
 	} else if (zernel_room_for_sample(c.slots)) {
-		if (c.variant == D_DATA)
-			bpf_user_ringbuf_drain(&decisions, drain_data_one, &c, flags);
+		if (c.variant == D_STEP1)
+			bpf_user_ringbuf_drain(&decisions, drain_step1_one, &c, flags);
 		else
 			bpf_user_ringbuf_drain(&decisions, drain_floor_one, &c, flags);
 	}

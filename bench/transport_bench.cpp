@@ -55,14 +55,15 @@ using zernel::TaskEvent;
 // The shim's ring sizes (the loader's defaults).
 constexpr std::uint32_t kTaskRingBytes = 4u << 20;
 constexpr std::uint32_t kDecisionRingBytes = 1u << 20;
-// Tasks per backlog chunk, at most; Bench also caps it at half of either ring (records of
-// sizeof(TaskEvent) + 8 up; down, at most 56 bytes a decision, a one-decision record at
-// batch 1), so no leg ever sees a full ring. With the default rings the decision ring is
-// the limit: 9362 tasks.
+// Tasks per backlog chunk, at most; Bench also caps it at half of either ring, so that no
+// leg ever sees a full ring: up, records of sizeof(TaskEvent) + 8; down, whole samples of
+// K decisions each (a batch of 64 takes 4 samples, a batch of 1 a whole sample too). With
+// the default rings the decision ring is the limit at batch 1 and 8 (799 and 6392 tasks),
+// the task ring from batch 64 on (chunk_for()).
 constexpr std::size_t kMaxChunk = 16384;
 constexpr std::size_t kPerSample = zernel::kDecisionsPerSample;
-// Ring bytes of one decision at most: a sample of one (ring header, sample header, 40).
-constexpr std::size_t kMaxDecisionBytes = 8 + zernel::decision_sample_bytes(1);
+// Ring bytes of a decision sample (ring header, the whole sample).
+constexpr std::size_t kSampleRecordBytes = 8 + sizeof(zernel::DecisionSample);
 
 // The dispatch slots a drain call gets: a batch rounded up to whole samples, so that a
 // call drains exactly one of the dispatcher's batches (floor(batch / K) full samples and a
@@ -93,11 +94,11 @@ enum Wakeups : std::uint32_t {
 // What the BPF legs run (transport.bpf.c). The default is the shim on a 6.14+ kernel.
 enum Clock : std::uint32_t { kRqClock = 0, kKtime = 1 };
 enum ProduceVariant : std::uint32_t { kProduceShim = 0, kProduceFloor = 1 };
-enum DrainVariant : std::uint32_t { kDrainRead = 0, kDrainData = 1, kDrainFloor = 2 };
+enum DrainVariant : std::uint32_t { kDrainShim = 0, kDrainStep1 = 1, kDrainFloor = 2 };
 struct Config {
   Clock clock = kRqClock;
   ProduceVariant produce = kProduceShim;
-  DrainVariant drain = kDrainRead;
+  DrainVariant drain = kDrainShim;
   bool baseline = true;  // also run the plain-libbpf userspace legs
 };
 
@@ -164,8 +165,8 @@ struct Lockstep {
 class Bench {
  public:
   Bench(std::uint32_t task_ring_bytes, std::uint32_t decision_ring_bytes)
-      : chunk_(std::min({kMaxChunk, std::size_t{task_ring_bytes} / (sizeof(TaskEvent) + 8) / 2,
-                         std::size_t{decision_ring_bytes} / kMaxDecisionBytes / 2})) {
+      : chunk_(std::min(kMaxChunk, std::size_t{task_ring_bytes} / (sizeof(TaskEvent) + 8) / 2)),
+        decision_ring_bytes_(decision_ring_bytes) {
     skel_ = transport_bpf__open();
     if (!skel_) die("cannot open the BPF object");
     bpf_map__set_max_entries(skel_->maps.tasks, task_ring_bytes);
@@ -199,10 +200,16 @@ class Bench {
   double empty_syscall_ns() const { return empty_ns_; }
   double clock_ns() const { return clock_ns_; }
   double loop_ns() const { return loop_ns_; }
-  std::size_t chunk() const { return chunk_; }
+  unsigned decisions_per_step() const { return skel_->rodata->decisions_per_step; }
+  // Tasks per chunk at this batch size: whole batches that fit half of either ring.
+  std::size_t chunk_for(std::size_t batch) const {
+    const std::size_t samples = (batch + kPerSample - 1) / kPerSample;
+    const std::size_t batches = std::min(chunk_ / batch, decision_ring_bytes_ / 2 / (samples * kSampleRecordBytes));
+    return std::max<std::size_t>(1, batches) * batch;
+  }
 
   Legs measure(std::size_t batch, std::size_t tasks, const Config& cfg = Config{}) {
-    const std::size_t chunk = chunk_ / batch * batch;
+    const std::size_t chunk = chunk_for(batch);
     const std::size_t calls = chunk / batch;
     const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
     double produce = 0, produce_sys = 0, consume = 0, submit = 0, drain = 0;
@@ -252,7 +259,7 @@ class Bench {
         for (std::size_t done = 0; done < batch;) {
           const std::uint32_t count = static_cast<std::uint32_t>(std::min(batch - done, kPerSample));
           auto* sample = static_cast<std::uint8_t*>(
-              user_ring_buffer__reserve(lb_down_, static_cast<std::uint32_t>(zernel::decision_sample_bytes(count))));
+              user_ring_buffer__reserve(lb_down_, static_cast<std::uint32_t>(sizeof(zernel::DecisionSample))));
           if (!sample) die("libbpf submit: ring full");
           const std::uint32_t hdr[2] = {count, 0};
           std::memcpy(sample, hdr, sizeof(hdr));
@@ -274,7 +281,7 @@ class Bench {
   // The prototype of transport.bpf.c, ns per task, backlog like measure(): produce_percpu,
   // the BPF side only.
   Prototypes measure_prototypes(std::size_t batch, std::size_t tasks) {
-    const std::size_t chunk = chunk_ / batch * batch;
+    const std::size_t chunk = chunk_for(batch);
     const std::size_t calls = chunk / batch;
     const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
     const int produce_fd = bpf_program__fd(skel_->progs.produce_percpu);
@@ -436,7 +443,8 @@ class Bench {
     }
   }
 
-  std::size_t chunk_;
+  std::size_t chunk_;  // tasks, by the task ring
+  std::size_t decision_ring_bytes_;
   transport_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
   volatile std::uint64_t consumed_ = 0;
@@ -529,16 +537,16 @@ int main(int argc, char** argv) {
   Bench bench(task_ring, decision_ring);
 
   // One unreported pass so that every ring page has been touched and the programs are hot.
-  for (std::size_t b : batches) (void)bench.measure(b, bench.chunk());
+  for (std::size_t b : batches) (void)bench.measure(b, bench.chunk_for(b));
 
   const std::size_t kN = batches.size();
   std::vector<std::vector<Legs>> runs(kN);
   std::vector<std::vector<Lockstep>> steps(kN);
   // What the BPF legs are made of: the same legs with one thing changed.
-  const Config ktime{kKtime, kProduceShim, kDrainRead, false};
-  const Config data{kRqClock, kProduceShim, kDrainData, false};
+  const Config ktime{kKtime, kProduceShim, kDrainShim, false};
+  const Config step1{kRqClock, kProduceShim, kDrainStep1, false};
   const Config floor{kRqClock, kProduceFloor, kDrainFloor, false};
-  std::vector<std::vector<Legs>> with_ktime(kN), with_data(kN), floors(kN);
+  std::vector<std::vector<Legs>> with_ktime(kN), with_step1(kN), floors(kN);
   std::vector<std::vector<Prototypes>> protos(kN);
   for (int r = 0; r < reps; ++r) {
     for (std::size_t i = 0; i < kN; ++i) runs[i].push_back(bench.measure(batches[i], tasks));
@@ -546,21 +554,24 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < kN; ++i) steps[i].push_back(bench.measure_lockstep(batches[i], tasks));
     for (std::size_t i = 0; i < kN; ++i) {
       with_ktime[i].push_back(bench.measure(batches[i], tasks, ktime));
-      with_data[i].push_back(bench.measure(batches[i], tasks, data));
+      with_step1[i].push_back(bench.measure(batches[i], tasks, step1));
       floors[i].push_back(bench.measure(batches[i], tasks, floor));
       protos[i].push_back(bench.measure_prototypes(batches[i], tasks));
     }
   }
 
+  std::string chunks;
+  for (std::size_t i = 0; i < kN; ++i)
+    chunks += (i ? ", " : "") + std::to_string(bench.chunk_for(batches[i])) + " at batch " + std::to_string(batches[i]);
   std::printf("Transport: %d runs of %zu tasks per batch size; cells are median (min-max). Rings: tasks "
-              "%u KiB, decisions %u KiB; backlog chunk %zu tasks. In-program clock pair %.1f ns and "
+              "%u KiB, decisions %u KiB; backlog chunk %s tasks. In-program clock pair %.1f ns and "
               "userspace clock pair %.1f ns (subtracted per timed call); empty BPF_PROG_TEST_RUN %.0f ns. "
               "BPF legs: the shim's per-task work on a 6.14+ kernel, where its clock is scx_bpf_now() "
               "(the rq clock; bpf_jiffies64() stands in for it here, see transport.bpf.c), and its drain "
-              "takes samples of up to %zu decisions, each copied to a per-CPU scratch buffer with one "
-              "bpf_dynptr_read, with the dispatch slots of a batch rounded up to whole samples.\n\n",
-              reps, tasks, task_ring >> 10, decision_ring >> 10, bench.chunk(), bench.pair_ns(),
-              bench.clock_ns(), bench.empty_syscall_ns(), kPerSample);
+              "takes samples of up to %zu decisions, each read in place, %u decisions per bpf_loop step, "
+              "with the dispatch slots of a batch rounded up to whole samples.\n\n",
+              reps, tasks, task_ring >> 10, decision_ring >> 10, chunks.c_str(), bench.pair_ns(),
+              bench.clock_ns(), bench.empty_syscall_ns(), kPerSample, bench.decisions_per_step());
 
   std::printf("### Backlog (rings hold a chunk when a leg starts), ns/task\n\n");
   std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | userspace (consume+submit) | round trip |\n");
@@ -630,11 +641,11 @@ int main(int argc, char** argv) {
   std::printf("\n### What the BPF legs are made of (backlog), ns/task: the shim's legs as above; with "
               "bpf_ktime_get_ns() as the clock (zernel_now() before 6.14: enqueue timestamp, and "
               "apply_decision()'s); the ring helpers alone (reserve + submit of an unfilled record; a "
-              "drain callback that only reads the sample's length); the drain reading full samples in "
-              "place with bpf_dynptr_data (partial ones still copied). One bpf_for iteration of the "
+              "drain callback that only reads the sample's count); the drain with a bpf_loop step (a "
+              "call) per decision instead of %u. One bpf_for iteration of the "
               "produce loop: %.1f ns\n\n",
-              bench.loop_ns());
-  std::printf("| batch | produce: shim | produce: bpf_ktime_get_ns | produce: ring helpers only | drain: shim (sample copied) | drain: bpf_dynptr_data | drain: bpf_ktime_get_ns | drain: kernel only (empty callback) |\n");
+              bench.decisions_per_step(), bench.loop_ns());
+  std::printf("| batch | produce: shim | produce: bpf_ktime_get_ns | produce: ring helpers only | drain: shim | drain: a step per decision | drain: bpf_ktime_get_ns | drain: kernel only (empty callback) |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
@@ -643,7 +654,7 @@ int main(int argc, char** argv) {
                 ns_cell(col(with_ktime[i], [](const Legs& l) { return l.produce; })).c_str(),
                 ns_cell(col(floors[i], [](const Legs& l) { return l.produce; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.drain; })).c_str(),
-                ns_cell(col(with_data[i], [](const Legs& l) { return l.drain; })).c_str(),
+                ns_cell(col(with_step1[i], [](const Legs& l) { return l.drain; })).c_str(),
                 ns_cell(col(with_ktime[i], [](const Legs& l) { return l.drain; })).c_str(),
                 ns_cell(col(floors[i], [](const Legs& l) { return l.drain; })).c_str());
   }

@@ -89,18 +89,20 @@ struct zernel_decision {
  * (the kernel consumes a sample whole, even if the callback stops partway), so up to K - 1
  * slots of a call can go unused. K = 16 spends at most 15 of 128 (12%) and lets one call
  * apply 8 full samples; K = 32 would halve the per-sample cost again (~1 ns) for up to 24%
- * of the slots. A full sample, 648 bytes, is read into a per-CPU scratch buffer (the BPF
- * stack is 512 bytes). */
+ * of the slots. */
 #define ZERNEL_DECISIONS_PER_SAMPLE 16
 
-/* One user ring sample. On the wire only its first 8 + count * 40 bytes: the sample's
- * length is exactly that (a multiple of 8, as user ring samples must be); the shim skips
- * and counts (nr_malformed) any sample whose count is 0 or above the maximum, or whose
- * length disagrees with its count, without applying any of it. */
+/* One user ring sample, always whole: 648 bytes whatever its count, so that the shim reads
+ * it in place (bpf_dynptr_data takes only a constant size; a copy of a variable-length
+ * sample cost ~10 ns per decision). Decisions past `count` are not read; the writer need
+ * not fill them. The shim skips and counts (nr_malformed) any sample of another length, or
+ * whose count is 0 or above the maximum, without applying any of it. A sample that carries
+ * one decision thus takes 656 bytes of ring: the 1 MiB ring holds 1,598 samples, and a
+ * batch is sent as whole samples but one. */
 struct zernel_decision_sample {
 	__u32 count; /* decisions that follow, 1..ZERNEL_DECISIONS_PER_SAMPLE */
 	__u32 pad;   /* 0; keeps the decisions 8-byte aligned */
-	struct zernel_decision decisions[ZERNEL_DECISIONS_PER_SAMPLE]; /* the first `count` */
+	struct zernel_decision decisions[ZERNEL_DECISIONS_PER_SAMPLE]; /* the first `count` hold */
 };
 
 /* Counters kept per CPU by the shim (BPF_MAP_TYPE_PERCPU_ARRAY, one entry) and summed by

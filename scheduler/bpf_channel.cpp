@@ -23,21 +23,16 @@ constexpr std::size_t kHeader = BPF_RINGBUF_HDR_SZ;
 
 constexpr std::size_t round_up8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
-// A decision record: ring header, sample header, `count` decisions. 8-byte aligned by
-// construction (the kernel rejects a producer position that is not a multiple of 8).
-constexpr std::size_t decision_record_bytes(std::size_t count) {
-  return kHeader + decision_sample_bytes(count);
-}
-constexpr std::size_t kMinDecisionRecord = decision_record_bytes(1);
-constexpr std::size_t kFullDecisionRecord = decision_record_bytes(kDecisionsPerSample);
-static_assert(kMinDecisionRecord % 8 == 0 && sizeof(Decision) % 8 == 0);
-static_assert(decision_sample_bytes(kDecisionsPerSample) < (1u << 24),
-              "a user ring sample must fit a dynptr");
+// A decision record: ring header, then a whole sample whatever its count (the shim reads
+// samples in place, which takes one constant size). 8-byte aligned by construction (the
+// kernel rejects a producer position that is not a multiple of 8).
+constexpr std::size_t kDecisionRecord = kHeader + sizeof(DecisionSample);
+static_assert(kDecisionRecord % 8 == 0);
+static_assert(sizeof(DecisionSample) < (1u << 24), "a user ring sample must fit a dynptr");
 
 // Bytes of the records that carry `n` decisions: full samples, then one partial sample.
 constexpr std::size_t decision_bytes(std::size_t n) {
-  const std::size_t rest = n % kDecisionsPerSample;
-  return n / kDecisionsPerSample * kFullDecisionRecord + (rest ? decision_record_bytes(rest) : 0);
+  return (n + kDecisionsPerSample - 1) / kDecisionsPerSample * kDecisionRecord;
 }
 
 // The header of a committed record: length, no BUSY bit, pg_off 0 (the kernel does not use
@@ -103,7 +98,7 @@ std::unique_ptr<BpfChannel> BpfChannel::open(int task_ring_fd, int decision_ring
     return nullptr;
   }
   const std::size_t down_len = info.max_entries;
-  if (down_len < kFullDecisionRecord) {
+  if (down_len < kDecisionRecord) {
     *error = "the decision ring is smaller than one decision sample";
     return nullptr;
   }
@@ -214,33 +209,28 @@ std::size_t BpfChannel::send(std::span<const Decision> in) {
   // producer_pos), with plain stores and their final headers (no BUSY bit: nothing is
   // visible before the publication below). A record that crosses the end of the data area
   // lands in the second mapping, which is the start of the area again. Up to
-  // kDecisionsPerSample decisions a record; where the ring has room for less than a full
-  // one, a last record takes as many as fit.
+  // kDecisionsPerSample decisions a record, and only whole records.
   unsigned long pos = start;
   std::size_t n = 0;
-  while (n < in.size()) {
-    const std::size_t left = free - (pos - start);
-    std::size_t count = std::min(in.size() - n, kDecisionsPerSample);
-    if (left < decision_record_bytes(count)) {
-      if (left < kMinDecisionRecord) break;
-      count = (left - decision_record_bytes(0)) / sizeof(Decision);
-    }
+  while (n < in.size() && free - (pos - start) >= kDecisionRecord) {
+    const std::size_t count = std::min(in.size() - n, kDecisionsPerSample);
     std::uint8_t* rec = down_data_ + (pos & down_mask_);
-    const std::uint64_t hdr = record_header(static_cast<std::uint32_t>(decision_sample_bytes(count)));
+    const std::uint64_t hdr = record_header(static_cast<std::uint32_t>(sizeof(DecisionSample)));
     const std::uint32_t sample_hdr[2] = {static_cast<std::uint32_t>(count), 0};  // count, pad
     std::memcpy(rec, &hdr, sizeof(hdr));
     std::memcpy(rec + kHeader, sample_hdr, sizeof(sample_hdr));
     // A fixed-size copy per decision: a few vector moves each. One copy of the whole run
-    // compiles to rep movs, whose start-up costs more than the 640 bytes it moves.
+    // compiles to rep movs, whose start-up costs more than the 640 bytes it moves. The
+    // slots past `count` keep whatever an earlier lap of the ring left; nothing reads them.
     std::uint8_t* dst = rec + kHeader + kDecisionSampleHeader;
     for (std::size_t i = 0; i < count; ++i)
       std::memcpy(dst + i * sizeof(Decision), &in[n + i], sizeof(Decision));
     n += count;
-    pos += decision_record_bytes(count);
+    pos += kDecisionRecord;
   }
   if (n < in.size()) {
     // Full. The map fd polls writable while any byte is free, and the leftover here is
-    // smaller than a one-decision record (56 bytes) but may be 8 or more, so
+    // smaller than a record (656 bytes) but may be 8 or more, so
     // wait_for_space() would return at once and the caller would spin (libbpf's reserve had
     // the same problem). Fill the leftover with a discarded record: the ring is then exactly
     // full, poll blocks until a drain frees a record, and the drain skips discarded records

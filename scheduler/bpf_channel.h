@@ -28,15 +28,16 @@
 //   page 1 (RW): producer_pos   written only by us (release), read by the drain (acquire).
 //   data (RW)
 // A sample carries up to kDecisionsPerSample decisions (struct zernel_decision_sample: an
-// 8-byte {u32 count, u32 pad} header, then `count` decisions, 8 + 40 * count bytes), since
-// the kernel's drain costs about the same per sample whatever its size; a batch of n goes
-// out as n / K full samples and one partial one, in order. Unlike libbpf's
+// 8-byte {u32 count, u32 pad} header, then `count` decisions), since the kernel's drain
+// costs about the same per sample whatever its size; every sample takes its whole 648
+// bytes, so that the shim reads it in place; a batch of n goes out as n / K full samples
+// and one partial one, in order. Unlike libbpf's
 // user_ring_buffer__reserve/submit (a release store of producer_pos per reserve, then a
 // locked xchg per header to clear BUSY), send() writes whole records, headers without BUSY,
 // past producer_pos where the kernel does not look, then publishes them all with one
 // release store of producer_pos. The drain reads producer_pos with acquire, then the header
 // and the sample, so it never sees a record before its bytes. A batch that does not fit is
-// accepted in part (a last record takes as many decisions as the space left holds), and the
+// accepted in part (the whole records that fit), and the
 // leftover bytes are padded with a discarded record so that the ring reads as full and
 // wait_for_space() sleeps (see send()). The drain consumes a sample only when ops.dispatch
 // has a dispatch slot for each decision it may carry, so a sample is never half applied

@@ -57,20 +57,18 @@ static_assert(offsetof(Decision, vtime) == 16);
 static_assert(offsetof(Decision, gen) == 24);
 static_assert(offsetof(Decision, flags) == 32);
 
-// A decision sample is its header and then `count` decisions: the header's size is where
-// the decisions start, and every sample length (8 + 40 * count) stays a multiple of 8.
+// A decision sample is its header and then up to kDecisionsPerSample decisions, always
+// sent whole (zernel_abi.h): the header's size is where the decisions start, and the
+// sample's length stays a multiple of 8, as user ring samples must be.
 static_assert(offsetof(DecisionSample, count) == 0);
 static_assert(offsetof(DecisionSample, pad) == 4);
 static_assert(offsetof(DecisionSample, decisions) == 8);
 static_assert(sizeof(DecisionSample) == 8 + kDecisionsPerSample * sizeof(Decision));
+static_assert(sizeof(DecisionSample) % 8 == 0);
 // ops.dispatch drains only with this many dispatch slots free, of dispatch_max_batch = 128.
 static_assert(kDecisionsPerSample >= 1 && kDecisionsPerSample <= 128);
 
 inline constexpr std::size_t kDecisionSampleHeader = offsetof(DecisionSample, decisions);
-// The length of a sample that carries `count` decisions.
-constexpr std::size_t decision_sample_bytes(std::size_t count) {
-  return kDecisionSampleHeader + count * sizeof(Decision);
-}
 
 inline bool is_wakeup(const TaskEvent& ev) { return ev.flags & ZERNEL_TASK_WAKEUP; }
 inline bool slept_on_io(const TaskEvent& ev) { return ev.flags & ZERNEL_TASK_IOWAIT; }

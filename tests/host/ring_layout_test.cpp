@@ -66,24 +66,18 @@ std::vector<Decision> make_decisions(std::size_t n) {
   return out;
 }
 
-// A decision record in the user ring: 8-byte ring header, 8-byte sample header, then the
-// sample's decisions (8-byte multiples already). Written out here rather than taken from
+// A decision record in the user ring: 8-byte ring header, then a whole sample (8-byte
+// header, room for K decisions) whatever its count. Written out here rather than taken from
 // bpf_channel.cpp, so that a change of the format there has to be made twice to pass.
 constexpr std::size_t kPerSample = ZERNEL_DECISIONS_PER_SAMPLE;
-constexpr std::size_t record_bytes(std::size_t count) { return 8 + 8 + count * sizeof(Decision); }
-constexpr std::size_t kFullRecord = record_bytes(kPerSample);
+constexpr std::size_t kSampleBytes = 8 + kPerSample * sizeof(Decision);
+constexpr std::size_t kRecord = 8 + kSampleBytes;
 
-// Ring bytes of a batch of n decisions: full samples, then one partial.
-constexpr std::size_t bytes_of(std::size_t n) {
-  return n / kPerSample * kFullRecord + (n % kPerSample ? record_bytes(n % kPerSample) : 0);
-}
+// Ring bytes of a batch of n decisions: full samples, then one partial, as long as a full.
+constexpr std::size_t bytes_of(std::size_t n) { return (n + kPerSample - 1) / kPerSample * kRecord; }
 
-// Decisions that fit in `bytes` of free ring: full samples, then as many as a last record
-// holds.
-constexpr std::size_t fits(std::size_t bytes) {
-  const std::size_t rest = bytes % kFullRecord;
-  return bytes / kFullRecord * kPerSample + (rest >= record_bytes(1) ? (rest - record_bytes(0)) / sizeof(Decision) : 0);
-}
+// Decisions that fit in `bytes` of free ring: whole records only.
+constexpr std::size_t fits(std::size_t bytes) { return bytes / kRecord * kPerSample; }
 
 // The drain's slot count when a test does not limit it: more than any ring here holds.
 constexpr std::uint32_t kUnlimited = 1u << 30;
@@ -188,7 +182,7 @@ TEST_F(RingLayout, DecisionsArriveIntactInOrder) {
   const std::vector<Decision> out = make_decisions(50);
   ASSERT_EQ(channel_->send(out), out.size());
   // 16 + 16 + 16 + 2: three full samples and a partial one.
-  EXPECT_EQ(channel_->pending_decision_bytes(), 3 * kFullRecord + record_bytes(2));
+  EXPECT_EQ(channel_->pending_decision_bytes(), 4 * kRecord);
   drain_and_expect(out, 0, out.size());
   EXPECT_EQ(channel_->pending_decision_bytes(), 0u);
   EXPECT_EQ(channel_->send({}), 0u);
@@ -207,7 +201,7 @@ TEST_F(RingLayout, ABatchLargerThanASampleArrivesAsSeveralSamplesInOrder) {
     ASSERT_EQ(drain(kPerSample), 1) << "sample at decision " << first;
     expect_seen(out, first, count);
     EXPECT_EQ(skel_->bss->slots, kPerSample - count);  // one slot per decision
-    EXPECT_EQ(channel_->pending_decision_bytes(), pending - record_bytes(count));
+    EXPECT_EQ(channel_->pending_decision_bytes(), pending - kRecord);
     first += count;
   }
   EXPECT_EQ(drain(kPerSample), 0);
@@ -226,12 +220,12 @@ TEST_F(RingLayout, ADrainStopsAtTheSlotLimitAndLeavesTheRestForTheNext) {
   ASSERT_EQ(drain(40), 2);
   expect_seen(out, 0, 2 * kPerSample);
   EXPECT_EQ(skel_->bss->slots, 8u);
-  EXPECT_EQ(channel_->pending_decision_bytes(), all - 2 * kFullRecord);
+  EXPECT_EQ(channel_->pending_decision_bytes(), all - 2 * kRecord);
 
   // Fewer slots than a sample: the drain does not start, the ring is untouched.
   ASSERT_EQ(drain(kPerSample - 1), 0);
   EXPECT_EQ(skel_->bss->nr_seen, 0u);
-  EXPECT_EQ(channel_->pending_decision_bytes(), all - 2 * kFullRecord);
+  EXPECT_EQ(channel_->pending_decision_bytes(), all - 2 * kRecord);
 
   // 20 slots: one sample, never a second that would not fit.
   ASSERT_EQ(drain(20), 1);
@@ -256,20 +250,24 @@ TEST_F(RingLayout, MalformedSamplesAreSkippedWholeAndCounted) {
   Decision bad{};
   bad.pid = 666;
   bad.gen = 666;
+  const std::uint32_t whole = kSampleBytes;
   // {claimed count, sample length}
   const std::pair<std::uint32_t, std::uint32_t> samples[] = {
-      {0, 8},                                 // no decisions
-      {0, 8 + 40},                            // no decisions, but a decision's bytes
-      // 8 + 40 * count is 48 in 32-bit arithmetic: a length check done in 32 bits would
-      // take it for a count of 1.
-      {1 + (1u << 29), 8 + 40},
-      {kPerSample + 1, 8 + (kPerSample + 1) * 40},  // too many, longer than any sample
-      {kPerSample + 1, 8 + kPerSample * 40},  // too many, within a full sample's length
-      {3, 8 + 2 * 40},                        // shorter than its count says
-      {2, 8 + 3 * 40},                        // longer than its count says
+      {0, whole},                             // no decisions
+      {0, 8},                                 // no decisions, a header only
+      // 8 + 40 * count is 48 in 32-bit arithmetic: a check that computed a length from
+      // the count in 32 bits would take it for a count of 1.
+      {1 + (1u << 29), whole},
+      {kPerSample + 1, whole},                // too many
+      {kPerSample + 1, whole + 40},           // too many, and longer than a sample
+      {1, 8 + 40},                            // cut to its count (the format before)
+      {3, whole - 40},                        // shorter than a sample
+      {2, whole + 8},                         // longer than a sample
       {1, 4},                                 // shorter than a header
-      {1, 8 + 40 + 4},                        // not a multiple of 8
+      {1, whole - 4},                         // not a multiple of 8
   };
+  // A sample of `count` with `len` bytes: the count, then d's first `count` decisions (or
+  // bad ones), then bad ones to its end, which the shim must not read.
   auto write_raw = [&](std::uint32_t count, std::uint32_t len, const Decision* d) {
     auto* p = static_cast<std::uint8_t*>(user_ring_buffer__reserve(raw, len));
     ASSERT_NE(p, nullptr);
@@ -277,12 +275,13 @@ TEST_F(RingLayout, MalformedSamplesAreSkippedWholeAndCounted) {
     const std::uint32_t hdr[2] = {count, 0};
     std::memcpy(p, hdr, std::min<std::size_t>(len, sizeof(hdr)));
     for (std::uint32_t i = 0; 8 + (i + 1) * sizeof(Decision) <= len; ++i)
-      std::memcpy(p + 8 + i * sizeof(Decision), d ? &d[i] : &bad, sizeof(Decision));
+      std::memcpy(p + 8 + i * sizeof(Decision), d && i < count ? &d[i] : &bad, sizeof(Decision));
     user_ring_buffer__submit(raw, p);
   };
   for (const auto& [count, len] : samples) write_raw(count, len, nullptr);
-  // A well-formed sample from the other producer is applied: the format, not the writer.
-  write_raw(2, 8 + 2 * 40, &good[3]);
+  // A well-formed sample from the other producer is applied, and only its first `count`
+  // decisions: the format, not the writer, and not the bytes past the count.
+  write_raw(2, whole, &good[3]);
   ASSERT_EQ(channel_->send(std::span<const Decision>(good).subspan(5)), 5u);
 
   const long malformed = static_cast<long>(std::size(samples));
@@ -304,9 +303,8 @@ TEST_F(RingLayout, BatchedSendsWrapAroundTheRingEnd) {
     const std::size_t batch = std::min<std::size_t>(out.size() - done, 333 + done % 7);
     ASSERT_EQ(channel_->send(std::span<const Decision>(out).subspan(done, batch)), batch);
     for (std::size_t left = batch; left > 0;) {
-      const std::size_t rec = record_bytes(std::min(left, kPerSample));
-      straddling += (pos % ring) + rec > ring;
-      pos += rec;
+      straddling += (pos % ring) + kRecord > ring;
+      pos += kRecord;
       left -= std::min(left, kPerSample);
     }
     drain_and_expect(out, done, batch);
@@ -317,10 +315,9 @@ TEST_F(RingLayout, BatchedSendsWrapAroundTheRingEnd) {
 }
 
 TEST_F(RingLayout, FullDecisionRingAcceptsPartOfABatchThenTheRestAfterADrain) {
-  // 64 KiB: 99 full records of 656 bytes, then 592 bytes: one record of 14 decisions (576
-  // bytes), 16 bytes to spare.
+  // 64 KiB: 99 records of 656 bytes, then 592 bytes to spare, too few for another.
   const std::size_t fit = fits(decision_ring_bytes_);
-  ASSERT_EQ(fit, 99 * kPerSample + 14);
+  ASSERT_EQ(fit, 99 * kPerSample);
   const std::vector<Decision> out = make_decisions(3000);
   std::size_t sent = channel_->send(out);
   ASSERT_EQ(sent, fit);
@@ -328,7 +325,7 @@ TEST_F(RingLayout, FullDecisionRingAcceptsPartOfABatchThenTheRestAfterADrain) {
   EXPECT_EQ(channel_->pending_decision_bytes(), decision_ring_bytes_);
   EXPECT_EQ(channel_->send(std::span<const Decision>(out).subspan(sent)), 0u);
   // ...so the map fd does not poll writable and wait_for_space() sleeps until its timeout
-  // instead of returning at once (with 16 bytes free it would, and the dispatcher would
+  // instead of returning at once (with 592 bytes free it would, and the dispatcher would
   // spin on a full ring).
   auto t0 = std::chrono::steady_clock::now();
   channel_->wait_for_space(std::chrono::milliseconds(60));
@@ -357,8 +354,7 @@ TEST_F(RingLayout, PartOfARingFreedAcceptsThatMuch) {
   const std::vector<Decision> out = make_decisions(fit + 200);
   const std::size_t first = fit - 150;
   ASSERT_EQ(channel_->send(std::span<const Decision>(out).first(first)), first);
-  // Room for part of 300 only: what fits is accepted (the last record partial), the ring
-  // left full.
+  // Room for part of 300 only: what fits is accepted (whole records), the ring left full.
   const std::size_t more = fits(ring - bytes_of(first));
   ASSERT_GT(more, 0u);
   ASSERT_LT(more, 300u);
