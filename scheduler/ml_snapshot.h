@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "scheduler/config.h"
+#include "scheduler/prefetch.h"
 
 namespace zernel {
 
@@ -85,6 +86,12 @@ struct MlSnapshot {
       if (s.tgid == 0) return nullptr;
     }
     return nullptr;
+  }
+
+  // Dispatcher thread: asks the CPU to bring in the slot where find(tgid) starts (the table
+  // is 768 KiB, mostly out of the nearest caches).
+  void prefetch(std::int32_t tgid) const {
+    if (tgid > 0) prefetch_line(&procs[hash(tgid) & (kCapacity - 1)]);
   }
 
   // Highest utilization among the GPUs in `mask`.

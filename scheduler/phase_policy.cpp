@@ -24,6 +24,10 @@ constexpr std::uint64_t kMemoryWindows = 2;
 // kernel's watchdog.
 constexpr std::uint64_t kTierShareDivisor = 2;
 
+// Events between a prefetch of a task's state and its decision: enough for the miss (~100
+// ns) to finish behind the decisions between, few enough that the lines are still cached.
+constexpr std::size_t kPrefetchAhead = 8;
+
 // A whole task's load (runnable all the time), in the fixed point of runnable_1024.
 constexpr std::uint64_t kOneTask = 1024;
 
@@ -63,7 +67,15 @@ PhasePolicy::PhasePolicy(const PolicyConfig& cfg, SnapshotExchange<MlSnapshot>& 
       changes_(changes),
       tasks_(cfg.max_tracked_tasks),
       placed_(std::max<std::size_t>({nodes_.node_of_cpu.size(), cpus.size(), 1}), 0),
-      slice_(cfg.slice_ns) {}
+      slice_(cfg.slice_ns) {
+  for (const auto& node : nodes_.cpus_of_node)
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      if (node[i] < 0) continue;
+      const auto c = static_cast<std::size_t>(node[i]);
+      if (c >= index_in_node_.size()) index_in_node_.resize(c + 1, 0);
+      index_in_node_[c] = static_cast<std::uint32_t>(i);
+    }
+}
 
 std::uint64_t PhasePolicy::tier_top(const PolicyConfig& cfg) {
   // A tier key is at most the longest target plus a request (<= slice). The normal tier
@@ -116,6 +128,24 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
   }
   batch_size_ = std::min(in.size(), batch_phases_.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
+    // A table of 65,536 tasks is far larger than the caches. In two stages, so that no
+    // prefetch waits on a miss of its own: the keys and process slots of an event
+    // 2 * kPrefetchAhead on, then, with its keys in cache, the state of the one
+    // kPrefetchAhead on. For the event's task and for its waker (account() reads both).
+    if (i + 2 * kPrefetchAhead < in.size()) {
+      const TaskEvent& far = in[i + 2 * kPrefetchAhead];
+      tasks_.prefetch_key(far.pid);
+      if (snap_) snap_->prefetch(far.tgid);
+      if (is_wakeup(far) && far.waker_pid > 0) {
+        tasks_.prefetch_key(far.waker_pid);
+        if (snap_) snap_->prefetch(far.waker_tgid);
+      }
+    }
+    if (i + kPrefetchAhead < in.size()) {
+      const TaskEvent& near = in[i + kPrefetchAhead];
+      tasks_.prefetch(near.pid);
+      if (is_wakeup(near) && near.waker_pid > 0) tasks_.prefetch(near.waker_pid);
+    }
     out[i] = decide_one(in[i]);
     if (i < batch_size_) batch_phases_[i] = static_cast<std::uint8_t>(phase_index(last_phase_));
   }
@@ -234,13 +264,16 @@ int PhasePolicy::least_loaded(std::span<const int> cpus, int prefer, bool idle_o
   // bounded sample keeps the cost flat on 192-CPU nodes; it is what the power-of-choices
   // result says is nearly as good as a full scan.
   constexpr std::size_t kPlacementScan = 8;
-  const auto at = std::lower_bound(cpus.begin(), cpus.end(), prefer);  // node lists are sorted
-  const std::size_t start = at != cpus.end() && *at == prefer ? static_cast<std::size_t>(at - cpus.begin())
-                                                              : scan_cursor_++ % cpus.size();
+  const auto p = static_cast<std::size_t>(prefer);
+  const std::size_t n = cpus.size();
+  std::size_t at = prefer >= 0 && p < index_in_node_.size() && index_in_node_[p] < n &&
+                           cpus[index_in_node_[p]] == prefer
+                       ? index_in_node_[p]
+                       : scan_cursor_++ % n;
   int best = -1;
   std::uint32_t best_load = ~0u;
-  for (std::size_t k = 0; k < std::min(cpus.size(), kPlacementScan); ++k) {
-    const int c = cpus[(start + k) % cpus.size()];
+  for (std::size_t k = 0; k < std::min(n, kPlacementScan); ++k, at = at + 1 == n ? 0 : at + 1) {
+    const int c = cpus[at];
     const auto i = static_cast<std::size_t>(c);
     if (i >= placed_.size()) continue;
     std::uint32_t load = placed_[i];

@@ -1,3 +1,4 @@
+#include <array>
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -198,6 +199,39 @@ TEST(TaskTable, FindsWhatItStoredAndRecyclesTheColdest) {
   ASSERT_NE(t.find(5), nullptr);
   EXPECT_EQ(t.find(5)->hits, 5);
   EXPECT_EQ(t.find(17)->hits, 0);
+}
+
+// A state as large as the phase policy's: the keys and the states live in separate arrays,
+// and must stay paired through inserts, recycling and prefetches.
+struct Wide {
+  std::int64_t pid = 0;
+  std::array<std::uint64_t, 14> pad{};
+};
+
+TEST(TaskTable, KeysAndWideStatesStayPairedThroughRecycling) {
+  TaskTable<Wide> t(64);  // capacity 128
+  bool created = false;
+  for (int pid = 1; pid <= 1000; ++pid) {
+    t.prefetch(pid);
+    t.prefetch_key(pid);
+    Wide& w = t.get(pid, /*now=*/pid, &created);
+    ASSERT_TRUE(created) << pid;
+    w.pid = pid;
+    w.pad.back() = static_cast<std::uint64_t>(pid) * 3;
+  }
+  EXPECT_EQ(t.size(), t.capacity());
+  EXPECT_EQ(t.recycled(), 1000u - t.capacity());
+  std::size_t found = 0;
+  for (int pid = 1; pid <= 1000; ++pid) {
+    const Wide* w = t.find(pid);
+    if (!w) continue;
+    ++found;
+    EXPECT_EQ(w->pid, pid);
+    EXPECT_EQ(w->pad.back(), static_cast<std::uint64_t>(pid) * 3);
+  }
+  EXPECT_EQ(found, t.capacity());
+  // The most recent task is never the one recycled.
+  ASSERT_NE(t.find(1000), nullptr);
 }
 
 }  // namespace
