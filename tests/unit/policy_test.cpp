@@ -1,6 +1,6 @@
-#include <array>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <vector>
 
 #include "scheduler/fair_policy.h"
