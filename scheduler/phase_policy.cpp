@@ -146,7 +146,7 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
       tasks_.prefetch(near.pid);
       if (is_wakeup(near) && near.waker_pid > 0) tasks_.prefetch(near.waker_pid);
     }
-    out[i] = decide_one(in[i]);
+    decide_one(in[i], out[i]);
     if (i < batch_size_) batch_phases_[i] = static_cast<std::uint8_t>(phase_index(last_phase_));
   }
 }
@@ -313,7 +313,7 @@ int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
   return kCpuAny;
 }
 
-Decision PhasePolicy::decide_one(const TaskEvent& ev) {
+void PhasePolicy::decide_one(const TaskEvent& ev, Decision& d) {
   bool created = false;
   TaskState& st = tasks_.get(ev.pid, ev.enq_ns, &created);
   const ProcessInfo* proc = snap_ ? snap_->find(ev.tgid) : nullptr;
@@ -406,14 +406,12 @@ Decision PhasePolicy::decide_one(const TaskEvent& ev) {
   auto& cpu = cpu_by_phase_[phase_index(phase)];
   cpu.store(cpu.load(std::memory_order_relaxed) + ev.runtime_ns, std::memory_order_relaxed);
 
-  Decision d{};
   d.pid = ev.pid;
   d.cpu = place(ev, ml || (proc && snap_->multi_tenant) ? proc : nullptr);
   d.slice_ns = slice;
   d.vtime = key;
   d.gen = ev.gen;
   d.flags = flags;
-  return d;
 }
 
 }  // namespace zernel

@@ -197,7 +197,8 @@ class PhasePolicy final : public Policy {
   std::uint64_t slice() const { return slice_; }
 
  private:
-  Decision decide_one(const TaskEvent& ev);
+  // Writes every field of `d` (the batch's output slot, written in place).
+  void decide_one(const TaskEvent& ev, Decision& d);
   void account(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
   void evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
   std::uint32_t effective_weight(const TaskEvent& ev, TaskState& st, const ProcessInfo* proc, Phase phase);
