@@ -70,18 +70,27 @@ def compare_ratios(rows):
     out = {}
     for m, *_ in METRICS:
         base = rows.get((m, "eevdf"))
-        for s in SCHEDS[1:]:
+        for s in compare_scheds(rows):
+            if s == "eevdf":
+                continue
             v = rows.get((m, s))
             if base and v and statistics.median(base):
                 out[(m, s)] = statistics.median(v) / statistics.median(base)
     return out
 
 
+def compare_scheds(rows):
+    """eevdf, fair, fifo first (those present), then any others (phase, POLICY@ab) as they
+    first appear in the log."""
+    seen = list(dict.fromkeys(k[1] for k in rows))
+    return [s for s in SCHEDS if s in seen] + [s for s in seen if s not in SCHEDS]
+
+
 def compare_tables(d):
     rows = compare_rows(d)
     if not rows:
         return "(no VM comparison results: vm-compare.log missing or empty)\n"
-    scheds = [s for s in SCHEDS if any(k[1] == s for k in rows)]
+    scheds = compare_scheds(rows)
     nrounds = max((len(v) for k, v in rows.items() if k[0] == "hackbench_s"), default=0)
     ratios = compare_ratios(rows)
     out = [f"{nrounds} interleaved rounds in one boot; cells are min / median of the rounds; "

@@ -711,16 +711,14 @@ void BPF_STRUCT_OPS(zernel_exit_task, struct task_struct *p, struct scx_exit_tas
 }
 
 /* Futex waits, a phase signal (collectives block in futexes): counted per task and sent
- * with its next message. Cost: a task-storage lookup per futex call, and enabling syscall
- * tracepoints sends every syscall of every task through the kernel's tracing entry path. */
-enum {
-	FUTEX_WAIT = 0,
-	FUTEX_WAIT_BITSET = 9,
-	FUTEX_WAIT_REQUEUE_PI = 11,
-	FUTEX_PRIVATE_FLAG = 128,
-	FUTEX_CLOCK_REALTIME = 256,
-};
-
+ * with its next message. On the kernel's wait functions (fentry: a trampoline call on
+ * futex waits only), not on the futex syscall tracepoints: enabling any syscall
+ * tracepoint sends every syscall of every task through the slow tracing entry and exit
+ * path, which made hackbench, whose tasks do nothing but read and write, ~10% slower and
+ * perf's messaging benchmark ~40% slower under the scheduler (in the VM). futex_wait()
+ * serves FUTEX_WAIT, FUTEX_WAIT_BITSET and futex2's futex_wait; futex_wait_multiple()
+ * futex_waitv; futex_wait_requeue_pi() FUTEX_WAIT_REQUEUE_PI. The loader skips any the
+ * kernel does not have (Shim::attach). */
 static __always_inline void count_futex_wait(void)
 {
 	struct task_struct *cur = bpf_get_current_task_btf();
@@ -730,18 +728,22 @@ static __always_inline void count_futex_wait(void)
 		__sync_fetch_and_add(&tctx->futex_waits, 1);
 }
 
-SEC("tracepoint/syscalls/sys_enter_futex")
-int zernel_futex(struct trace_event_raw_sys_enter *ctx)
+SEC("fentry/futex_wait")
+int BPF_PROG(zernel_futex_wait)
 {
-	int cmd = ctx->args[1] & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-
-	if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET || cmd == FUTEX_WAIT_REQUEUE_PI)
-		count_futex_wait();
+	count_futex_wait();
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_futex_waitv")
-int zernel_futex_waitv(struct trace_event_raw_sys_enter *ctx)
+SEC("fentry/futex_wait_multiple")
+int BPF_PROG(zernel_futex_wait_multiple)
+{
+	count_futex_wait();
+	return 0;
+}
+
+SEC("fentry/futex_wait_requeue_pi")
+int BPF_PROG(zernel_futex_wait_requeue_pi)
 {
 	count_futex_wait();
 	return 0;

@@ -1,10 +1,12 @@
 #include "scheduler/shim.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +18,10 @@ namespace zernel {
 namespace {
 
 std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+
+std::array<bpf_program*, 3> futex_programs(zernel_bpf* s) {
+  return {s->progs.zernel_futex_wait, s->progs.zernel_futex_wait_multiple, s->progs.zernel_futex_wait_requeue_pi};
+}
 
 }  // namespace
 
@@ -43,6 +49,18 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
   bpf_map__set_max_entries(s->maps.decisions, opts.decision_ring_bytes);
   bpf_map__set_max_entries(s->maps.cpu_ctxs, static_cast<std::uint32_t>(nr_cpus));
 
+  // An fentry program whose function the kernel lacks (renamed, inlined) would fail the
+  // whole load: leave it out and say so.
+  btf* vmlinux = btf__load_vmlinux_btf();
+  for (bpf_program* prog : futex_programs(s)) {
+    const char* fn = std::strchr(bpf_program__section_name(prog), '/');
+    if (vmlinux && fn && btf__find_by_name_kind(vmlinux, fn + 1, BTF_KIND_FUNC) >= 0) continue;
+    std::fprintf(stderr, "zernel-scheduler: warning: futex wait counting unavailable (%s: not in this kernel)\n",
+                 fn ? fn + 1 : bpf_program__name(prog));
+    bpf_program__set_autoload(prog, false);
+  }
+  btf__free(vmlinux);
+
   if (int err = zernel_bpf__load(s); err) {
     *error = "the kernel rejected the BPF scheduler (" + errstr(err) +
              "); the libbpf lines above give the verifier's reason; fix: use a kernel with "
@@ -61,9 +79,10 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
   }
 
   // Futex waits are a phase signal, not a safety need: without them the phase policy
-  // only loses its NcclCollective rule, so a kernel without syscall tracepoints is told,
+  // only loses its NcclCollective rule, so a kernel without the wait functions is told,
   // not refused.
-  for (bpf_program* prog : {s->progs.zernel_futex, s->progs.zernel_futex_waitv}) {
+  for (bpf_program* prog : futex_programs(s)) {
+    if (!bpf_program__autoload(prog)) continue;  // warned about before the load
     bpf_link* l = bpf_program__attach(prog);
     if (!l) {
       std::fprintf(stderr, "zernel-scheduler: warning: futex wait counting unavailable (%s: %s)\n",

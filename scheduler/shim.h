@@ -63,7 +63,7 @@ class Shim {
   Shim() = default;
   zernel_bpf* skel_ = nullptr;
   bpf_link* link_ = nullptr;
-  std::vector<bpf_link*> tracing_links_;  // futex tracepoints
+  std::vector<bpf_link*> tracing_links_;  // futex wait counting (fentry)
   const CpuState* cpu_states_ = nullptr;
   std::size_t cpu_states_len_ = 0;
   int nr_cpus_ = 0;

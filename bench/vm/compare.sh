@@ -12,7 +12,9 @@
 # workload and stopped after it, then `zernelctl status`. runqlat times wakeup or preemption
 # -> switch-in from the kernel's own tracepoints; it does not trust any of our code.
 ROUNDS=${ZERNEL_BENCH_ROUNDS:-3}   # 0: only the latency-agreement block
-SCHEDS=${ZERNEL_BENCH_SCHEDS:-eevdf fair fifo}
+# Comma-separated on the kernel command line (run-vm.sh --append), POLICY@ab = the second
+# build (/usr/bin/zernel-ab, run.sh --ab-bin).
+SCHEDS=$(echo "${ZERNEL_BENCH_SCHEDS:-eevdf,fair,fifo}" | tr ',' ' ')
 NCPU=$(nproc)
 
 wait_state() { i=0; while [ "$(cat /sys/kernel/sched_ext/state)" != "$1" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; }
@@ -52,8 +54,11 @@ runqlat_pct() {
        END { print q(all, 0.50), q(all, 0.99), q(sel, 0.50), q(sel, 0.99) }' "$1"
 }
 
-start_zernel() { # policy log
-  zernel-scheduler -p "$1" >"$2" 2>&1 &
+start_zernel() { # policy[@ab] log
+  case $1 in
+    *@ab) zernel-ab -p "${1%@ab}" >"$2" 2>&1 & ;;
+    *) zernel-scheduler -p "$1" >"$2" 2>&1 & ;;
+  esac
   ZPID=$!
   wait_state enabled
   [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] || { echo "BENCH ERROR: $1 did not attach"; cat "$2"; exit 1; }
