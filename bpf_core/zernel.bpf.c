@@ -574,27 +574,20 @@ static __always_inline void drain_decisions(void)
 		STAT_INC(nr_drain_busy);
 }
 
-/* A key above every decision's: the CPU runs a task on no decision of userspace's. */
-#define KEPT_KEY (~0ULL >> 1)
-
 /* Nothing to run here but @prev, whose slice ran out. The kernel then keeps it running
- * without an enqueue, so without a new decision, refilled with SCX_SLICE_DFL (20 ms), and
- * its CPU still shows the key of its last decision. A data loader woken with an early
- * deadline kept running that way for 11 ms while the trainer, whose decision had a later
- * key than that stale one, waited. So: the shim's slice instead, and a key that any
- * preempting decision beats. */
-static __always_inline void keep_prev(s32 cpu, struct task_struct *prev)
+ * without an enqueue, so without a new decision, refilled with SCX_SLICE_DFL (20 ms): a
+ * data loader woken with an early deadline kept running that way for 11 ms while the
+ * trainer waited. So the shim's slice instead. Its CPU keeps the key of its last decision.
+ * (It was set to a key above every decision's, so that any preempting decision would take
+ * the CPU: under CPU hogs that made every wakeup preempt a kept hog, whose re-enqueue woke
+ * the dispatcher again, and cyclictest's p50 wakeup latency went from 1.9x to 2.7-3.1x
+ * EEVDF's; the latency tier's keys beat every normal key, stale or not, without it.) */
+static __always_inline void keep_prev(struct task_struct *prev)
 {
-	struct zernel_cpu_state *cctx;
-	u32 c = cpu;
-
 	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED) || is_usersched(prev))
 		return;
 	if (bpf_ksym_exists(scx_bpf_task_set_slice))
 		scx_bpf_task_set_slice(prev, slice_dfl_ns);
-	cctx = bpf_map_lookup_elem(&cpu_ctxs, &c);
-	if (cctx)
-		cctx->key = KEPT_KEY;
 }
 
 void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
@@ -620,7 +613,7 @@ void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	if (zernel_move_to_local(SHARED_DSQ))
 		return;
-	keep_prev(cpu, prev);
+	keep_prev(prev);
 }
 
 void BPF_STRUCT_OPS(zernel_runnable, struct task_struct *p, u64 enq_flags)
