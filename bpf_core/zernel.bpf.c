@@ -132,7 +132,7 @@ struct task_ctx {
 	__u64 started_at;  /* this trip: first ran after the decision */
 	__u64 slept_at;    /* when its last sleep began (0 = never slept) */
 	__u32 sleep;       /* length of the sleep that the current wakeup ended (ns, saturated) */
-	__u32 futex_waits; /* futex wait calls since the last enqueue (futex tracepoints) */
+	__u32 futex_waits; /* futex wait calls since the last enqueue (fentry on futex_wait*) */
 };
 
 struct {

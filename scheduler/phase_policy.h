@@ -8,7 +8,7 @@
 //   sleep and I/O wait sleep_ns of a wakeup, and ZERNEL_TASK_IOWAIT (p->in_iowait when it
 //                      went to sleep): the window's io_wait_fraction
 //   waker              waker_pid/waker_tgid of a wakeup (ops.runnable's current task)
-//   futex waits        futex_waits (syscall tracepoints in the shim)
+//   futex waits        futex_waits (fentry on the kernel's futex wait functions, in the shim)
 //   GPU utilization    MlSnapshot::gpu_util, sampled by the control thread (NVML or the
 //                      simulated file)
 //   ML job, NCCL, GPUs MlSnapshot::procs, refreshed by the control thread from /proc
