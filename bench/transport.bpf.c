@@ -306,14 +306,7 @@ static long apply_one(__u64 i, void *data)
 
 static long drain_step1_one(struct bpf_dynptr *dynptr, void *ctx)
 {
-	struct zernel_sample_walk w = { .ctx = ctx };
-
-	w.sample = zernel_sample_of(dynptr, &w.count);
-	if (!w.sample)
-		zernel_on_malformed(ctx);
-	else
-		bpf_loop(w.count, apply_one, &w, 0);
-	return !zernel_room_for_sample(zernel_dispatch_slots(ctx));
+	return zernel_walk_sample(dynptr, ctx, apply_one, 1);
 }
 
 /* D_FLOOR: the sample's decision count and the slots; no decision read. */

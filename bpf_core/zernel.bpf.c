@@ -707,8 +707,8 @@ void BPF_STRUCT_OPS(zernel_exit_task, struct task_struct *p, struct scx_exit_tas
  * with its next message. On the kernel's wait functions (fentry: a trampoline call on
  * futex waits only), not on the futex syscall tracepoints: enabling any syscall
  * tracepoint sends every syscall of every task through the slow tracing entry and exit
- * path, which made hackbench, whose tasks do nothing but read and write, ~10% slower and
- * perf's messaging benchmark ~40% slower under the scheduler (in the VM). futex_wait()
+ * path, which made hackbench, whose tasks do nothing but read and write, ~10% slower
+ * under the scheduler (in the VM). futex_wait()
  * serves FUTEX_WAIT, FUTEX_WAIT_BITSET and futex2's futex_wait; futex_wait_multiple()
  * futex_waitv; futex_wait_requeue_pi() FUTEX_WAIT_REQUEUE_PI. The loader skips any the
  * kernel does not have (Shim::attach). */

@@ -100,10 +100,14 @@ static long zernel_apply_step(__u64 step, void *data)
 	return 0;
 }
 
-/* bpf_user_ringbuf_drain's callback: one sample, applied in order or skipped whole. Stops
- * the drain (returns 1) when fewer slots remain than a full sample may need, and leaves the
- * rest of the ring for the next ops.dispatch. */
-static long zernel_drain_sample(struct bpf_dynptr *dynptr, void *ctx)
+/* One sample, applied in order by @step, @per_step decisions per bpf_loop iteration, or
+ * skipped whole; then whether the drain must stop (fewer slots left than a full sample may
+ * need: the rest of the ring waits for the next ops.dispatch). Always inlined, so that
+ * @step is a constant at each bpf_loop call, which the verifier requires and then inlines
+ * into a plain loop (flags 0). The shim's callback is zernel_drain_sample(); the transport
+ * bench measures other step sizes with the same walk. */
+static __always_inline long zernel_walk_sample(struct bpf_dynptr *dynptr, void *ctx,
+					       long (*step)(__u64, void *), __u32 per_step)
 {
 	struct zernel_sample_walk w = { .ctx = ctx };
 
@@ -111,10 +115,14 @@ static long zernel_drain_sample(struct bpf_dynptr *dynptr, void *ctx)
 	if (!w.sample)
 		zernel_on_malformed(ctx);
 	else
-		/* Inlined by the verifier into a plain loop (constant callback, flags 0). */
-		bpf_loop((w.count + ZERNEL_DECISIONS_PER_STEP - 1) / ZERNEL_DECISIONS_PER_STEP,
-			 zernel_apply_step, &w, 0);
+		bpf_loop((w.count + per_step - 1) / per_step, step, &w, 0);
 	return !zernel_room_for_sample(zernel_dispatch_slots(ctx));
+}
+
+/* bpf_user_ringbuf_drain's callback. */
+static long zernel_drain_sample(struct bpf_dynptr *dynptr, void *ctx)
+{
+	return zernel_walk_sample(dynptr, ctx, zernel_apply_step, ZERNEL_DECISIONS_PER_STEP);
 }
 
 /* Drains what the dispatch slots allow. Returns the samples consumed (malformed ones

@@ -146,8 +146,8 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
       tasks_.prefetch(near.pid);
       if (is_wakeup(near) && near.waker_pid > 0) tasks_.prefetch(near.waker_pid);
     }
-    decide_one(in[i], out[i]);
-    if (i < batch_size_) batch_phases_[i] = static_cast<std::uint8_t>(phase_index(last_phase_));
+    const Phase phase = decide_one(in[i], out[i]);
+    if (i < batch_size_) batch_phases_[i] = static_cast<std::uint8_t>(phase_index(phase));
   }
 }
 
@@ -313,7 +313,7 @@ int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
   return kCpuAny;
 }
 
-void PhasePolicy::decide_one(const TaskEvent& ev, Decision& d) {
+Phase PhasePolicy::decide_one(const TaskEvent& ev, Decision& d) {
   bool created = false;
   TaskState& st = tasks_.get(ev.pid, ev.enq_ns, &created);
   const ProcessInfo* proc = snap_ ? snap_->find(ev.tgid) : nullptr;
@@ -341,7 +341,6 @@ void PhasePolicy::decide_one(const TaskEvent& ev, Decision& d) {
   }
 
   const Phase phase = ml ? st.tracker.committed : Phase::Unknown;
-  last_phase_ = phase;
   const PhaseRule rule = phase_rule(phase);
   if (snap_ && snap_->multi_tenant) update_runnable(st, ev, created);
   const std::uint32_t weight = effective_weight(ev, st, proc, phase);
@@ -374,9 +373,7 @@ void PhasePolicy::decide_one(const TaskEvent& ev, Decision& d) {
   std::uint64_t key = st.vruntime + scaled(request, weight);
   // The latency target as a deadline: ahead of every task placed at the floor.
   if (rule.latency_target_ns) key = std::min(key, clock_floor + rule.latency_target_ns);
-  // The latency tier (see the header): a wakeup of a task that sleeps at least as long as
-  // it runs, while the tier's CPU budget for this window lasts.
-  // The rest of a grant the task was preempted in (see the header).
+  // The rest of a latency tier grant the task was preempted in (see the header).
   const bool resumed = rule.latency_target_ns && !is_wakeup(ev) && st.tier_left_ns > ev.runtime_ns + cfg_.min_slice_ns;
   if (resumed) {
     key = st.tier_key;
@@ -386,6 +383,8 @@ void PhasePolicy::decide_one(const TaskEvent& ev, Decision& d) {
   } else {
     st.tier_left_ns = 0;
   }
+  // The latency tier (see the header): a wakeup of a task that sleeps at least as long as
+  // it runs, while the tier's CPU budget for this window lasts.
   if (!resumed && rule.latency_target_ns && is_wakeup(ev) && ev.sleep_ns >= ev.burst_ns) {
     const std::uint64_t tier_slice = std::clamp<std::uint64_t>(2 * request, cfg_.min_slice_ns, slice);
     if (tier_used_ns_ + tier_slice <= tier_budget_ns_) {
@@ -412,6 +411,7 @@ void PhasePolicy::decide_one(const TaskEvent& ev, Decision& d) {
   d.vtime = key;
   d.gen = ev.gen;
   d.flags = flags;
+  return phase;
 }
 
 }  // namespace zernel

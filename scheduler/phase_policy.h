@@ -197,8 +197,9 @@ class PhasePolicy final : public Policy {
   std::uint64_t slice() const { return slice_; }
 
  private:
-  // Writes every field of `d` (the batch's output slot, written in place).
-  void decide_one(const TaskEvent& ev, Decision& d);
+  // Writes every field of `d` (the batch's output slot, written in place); returns the
+  // phase it decided in.
+  Phase decide_one(const TaskEvent& ev, Decision& d);
   void account(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
   void evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc);
   std::uint32_t effective_weight(const TaskEvent& ev, TaskState& st, const ProcessInfo* proc, Phase phase);
@@ -219,7 +220,6 @@ class PhasePolicy final : public Policy {
   // Per event of the last batch: its phase. Sized once for the largest batch (--batch).
   std::vector<std::uint8_t> batch_phases_ = std::vector<std::uint8_t>(kMaxBatch);
   std::size_t batch_size_ = 0;
-  Phase last_phase_ = Phase::Unknown;  // of the last decide_one()
 
   std::uint64_t vclock_ = 0;
   std::uint64_t floor_cursor_ = 0;

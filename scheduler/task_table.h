@@ -40,35 +40,28 @@ class TaskTable {
   // Returns the state of `pid`, creating it (value-initialized) if absent; `now` orders
   // recycling. `*created` tells the caller whether the state is fresh.
   State& get(std::int32_t pid, std::uint64_t now, bool* created) {
-    const std::size_t idx = hash(pid) & mask_;
-    std::size_t victim = capacity_;
-    for (std::size_t i = 0; i < kProbe; ++i) {
-      const std::size_t at = (idx + i) & mask_;
-      if (pids_[at] == pid) {
-        slots_[at].last_seen = now;
-        *created = false;
-        return slots_[at].state;
-      }
-      if (pids_[at] == 0) {
-        victim = at;
-        break;
-      }
+    std::size_t at = index_of(pid);
+    if (at != capacity_ && pids_[at] == pid) {
+      slots_[at].last_seen = now;
+      *created = false;
+      return slots_[at].state;
     }
-    if (victim == capacity_) {  // the window is full: recycle its coldest
-      victim = idx;
+    if (at == capacity_) {  // the window is full: recycle its coldest
+      const std::size_t idx = hash(pid) & mask_;
+      at = idx;
       for (std::size_t i = 1; i < kProbe; ++i) {
-        const std::size_t at = (idx + i) & mask_;
-        if (slots_[at].last_seen < slots_[victim].last_seen) victim = at;
+        const std::size_t j = (idx + i) & mask_;
+        if (slots_[j].last_seen < slots_[at].last_seen) at = j;
       }
       ++recycled_;
     } else {
       ++size_;
     }
-    pids_[victim] = pid;
-    slots_[victim].last_seen = now;
-    slots_[victim].state = State{};
+    pids_[at] = pid;
+    slots_[at].last_seen = now;
+    slots_[at].state = State{};
     *created = true;
-    return slots_[victim].state;
+    return slots_[at].state;
   }
 
   // Looks up without inserting; nullptr if absent.
