@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e9));
   app.add_option("--batch", opts.batch, "Tasks per dispatcher batch")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("--spin-us", opts.spin_us,
-                 "Poll for this long after a batch instead of sleeping, yielding the CPU between polls")
+                 "Poll for this long after a batch instead of sleeping, yielding the CPU between polls "
+                 "(the dispatcher then keeps its CPU: in the VM, ~10% off a pipe round trip, throughput halved)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   app.add_option("--max-tracked-tasks", max_tracked,
