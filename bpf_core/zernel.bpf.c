@@ -237,10 +237,19 @@ static __always_inline void kick_idle_for(struct task_struct *p)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
-/* The x86 per-CPU preempt count: tells a task waking another (a futex wake, a pipe write)
- * from an interrupt that does (a timer ending a sleep, an I/O completion), whose "current
- * task" is just whatever it interrupted. */
-extern const int __preempt_count __ksym;
+/* The preempt count tells a task waking another (a futex wake, a pipe write) from an
+ * interrupt that does (a timer ending a sleep, an I/O completion), whose "current task" is
+ * just whatever it interrupted. x86 keeps it in a per-CPU variable; arm64 (and others with
+ * THREAD_INFO_IN_TASK and no such variable) in the current task's thread_info. Both are
+ * looked up at load time (a weak ksym, a CO-RE field check); a kernel with neither loses
+ * the hint (no waker), never gets a wrong one. */
+extern const int __preempt_count __ksym __weak;
+struct thread_info___preempt {
+	u64 preempt_count; /* arm64: a union whose low 32 bits are the count */
+} __attribute__((preserve_access_index));
+struct task_struct___preempt {
+	struct thread_info___preempt thread_info;
+} __attribute__((preserve_access_index));
 enum {
 	SOFTIRQ_OFFSET = 0x00000100,
 	HARDIRQ_MASK = 0x000f0000,
@@ -249,9 +258,18 @@ enum {
 
 static __always_inline bool in_task_context(void)
 {
-	const int *pc = bpf_this_cpu_ptr(&__preempt_count);
+	struct task_struct___preempt *cur;
+	int pc;
 
-	return !(*pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET));
+	if (bpf_ksym_exists(&__preempt_count)) {
+		pc = *(const int *)bpf_this_cpu_ptr(&__preempt_count);
+	} else if (bpf_core_field_exists(struct thread_info___preempt, preempt_count)) {
+		cur = (void *)bpf_get_current_task_btf();
+		pc = (int)cur->thread_info.preempt_count;
+	} else {
+		return false;
+	}
+	return !(pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET));
 }
 
 /* Who wakes @p, or 0 when no task does. Called where the waker runs. */
