@@ -55,8 +55,9 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
   for (bpf_program* prog : futex_programs(s)) {
     const char* fn = std::strchr(bpf_program__section_name(prog), '/');
     if (vmlinux && fn && btf__find_by_name_kind(vmlinux, fn + 1, BTF_KIND_FUNC) >= 0) continue;
-    std::fprintf(stderr, "zernel-scheduler: warning: futex wait counting unavailable (%s: not in this kernel)\n",
-                 fn ? fn + 1 : bpf_program__name(prog));
+    std::fprintf(stderr, "zernel-scheduler: warning: futex wait counting unavailable (%s: %s)\n",
+                 fn ? fn + 1 : bpf_program__name(prog),
+                 vmlinux ? "not in this kernel" : "no kernel BTF at /sys/kernel/btf/vmlinux");
     bpf_program__set_autoload(prog, false);
   }
   btf__free(vmlinux);
