@@ -9,12 +9,17 @@
  * the measured part and add to *_ns below; clock_pair measures what one such pair costs,
  * which userspace subtracts per call.
  *
- * produce:    what ops.enqueue does with the ring: reserve, fill every field the way the
- *             shim fills it (and the task-context updates that go with it), submit with
- *             BPF_RB_NO_WAKEUP, then wake the consumer (a discarded 8-byte record with
- *             BPF_RB_FORCE_WAKEUP) only if wake.user_sleeping says it is about to block.
+ * produce:    what ops.enqueue does with the ring: the shim's reserve of a slot in this
+ *             CPU's task ring, fill every field the way the shim fills it (and the
+ *             task-context updates that go with it), publish, which rings the doorbell only
+ *             if wake.user_sleeping says the consumer is about to block (zernel_rings.bpf.h).
  *             Per-task state the shim keeps in task storage comes from one global here
  *             (the task storage lookup is not transport).
+ * produce_ringbuf: the same messages into a BPF_MAP_TYPE_RINGBUF (baseline_tasks), as the
+ *             shim sent them before its per-CPU rings: reserve, fill, submit with
+ *             BPF_RB_NO_WAKEUP, then a discarded record with BPF_RB_FORCE_WAKEUP if
+ *             wake.user_sleeping. The plain libbpf baseline consumes it with
+ *             ring_buffer__consume.
  * drain:      what ops.dispatch does with the ring: the shim's own drain
  *             (zernel_drain_decisions() in zernel_rings.bpf.h: samples of up to
  *             ZERNEL_DECISIONS_PER_SAMPLE decisions, each read in place and checked,
@@ -32,21 +37,20 @@
  * zernel_now() on kernels before 6.14, bpf_ktime_get_ns(): a TSC read, ~16 ns on this VM.
  *
  * Variants, for the tables of what each leg is made of (args->variant):
- *   produce P_FLOOR   reserve + submit of an unfilled record: the ring's own cost.
+ *   produce P_FLOOR   reserve + publish of an unfilled slot: the ring's own cost (and
+ *                     reserve + submit for produce_ringbuf).
  *   drain   D_STEP1   one decision per bpf_loop step, instead of the shim's
  *                     ZERNEL_DECISIONS_PER_STEP: what a call per decision costs.
  *   drain   D_FLOOR   a callback that only reads the sample's count and takes the slots:
  *                     the kernel's per-sample cost.
- * Prototypes of other ring designs (not what the shim does; the bench's prototypes table;
- * the earlier drain_batched, a whole batch of decisions per sample, is now the shim's format
- * with a cap, see `drain`):
- *   produce_percpu    per-CPU single-producer rings in an mmapable array: no reserve
- *                     lock, no helper; one locked add per record for the wakeup protocol.
+ * Other designs, for comparison: produce_ringbuf above (the shim's ring before), and the
+ * earlier drain_batched, a whole batch of decisions per sample, which is now the shim's
+ * format with a cap (see `drain`).
  *
- * `wake` is the shim's struct zernel_wake_flags, in this object's .bss as in the shim's;
- * BpfChannel gets a pointer to it as it does in production. args->legacy = 1 replays the
- * protocol before it (flags 0 on both helpers: the kernel's default wakeups), for
- * comparison.
+ * `wake` is the shim's struct zernel_wake_flags (zernel_rings.bpf.h), in this object's .bss
+ * as in the shim's; BpfChannel gets a pointer to it as it does in production.
+ * args->legacy = 1 replays a wakeup per message instead (the doorbell rung every time, or
+ * flags 0 on the ring buffer helpers: the kernel's default wakeups), for comparison.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -85,19 +89,19 @@ static __always_inline __u64 shim_clock(__u32 clock)
 	return bpf_jiffies64(); /* stands in for scx_bpf_now() (see the top) */
 }
 
-/* The shim's wakeup flags, written by BpfChannel::wait_for_events/wait_for_space. */
-struct zernel_wake_flags wake;
-__u64 nr_forced_wakeups;
+/* The shim's ring before its per-CPU task rings, for produce_ringbuf and the baseline. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by the bench */
+} baseline_tasks SEC(".maps");
 
-/* As the shim's wake_dispatcher(): wakes the poller without adding data to read. */
-static __always_inline void wake_dispatcher(void)
+/* As the shim's doorbell, for baseline_tasks: wakes the poller without adding data. */
+static __always_inline void wake_baseline_consumer(void)
 {
-	void *r = bpf_ringbuf_reserve(&tasks, 8, 0);
+	void *r = bpf_ringbuf_reserve(&baseline_tasks, 8, 0);
 
-	if (r) {
+	if (r)
 		bpf_ringbuf_discard(r, BPF_RB_FORCE_WAKEUP);
-		nr_forced_wakeups++;
-	}
 }
 
 /* The fields of the shim's struct task_ctx that a message is built from. */
@@ -136,6 +140,7 @@ struct bench_task_ctx tctx = {
 __u64 produce_ns;
 __u64 nr_produced;
 __u64 nr_reserve_failed;
+__u64 nr_rung; /* doorbells rung for a sleeping consumer */
 
 __u64 drain_ns;
 __u64 nr_drained;
@@ -220,7 +225,38 @@ int produce(struct produce_args *args)
 	__u64 t0 = bpf_ktime_get_ns();
 
 	bpf_for(i, 0, n) {
-		struct zernel_task_msg *msg = bpf_ringbuf_reserve(&tasks, sizeof(*msg), 0);
+		struct zernel_task_reservation r;
+		struct zernel_task_msg *msg = zernel_task_reserve(&r);
+
+		if (!msg) {
+			nr_reserve_failed++;
+			break;
+		}
+		if (!floor)
+			fill(msg, p, shim_clock(clock));
+		/* The shim: no wakeup per message, the doorbell only for a sleeping consumer. */
+		if (zernel_task_publish(&r))
+			nr_rung++;
+		if (legacy)
+			zernel_ring_doorbell();
+		nr_produced++;
+	}
+	produce_ns += bpf_ktime_get_ns() - t0;
+	return 0;
+}
+
+SEC("syscall")
+int produce_ringbuf(struct produce_args *args)
+{
+	struct task_struct *p = bpf_get_current_task_btf();
+	__u32 i, n = args->count;
+	__u32 legacy = args->legacy;
+	__u32 clock = args->clock;
+	__u32 floor = args->variant == P_FLOOR;
+	__u64 t0 = bpf_ktime_get_ns();
+
+	bpf_for(i, 0, n) {
+		struct zernel_task_msg *msg = bpf_ringbuf_reserve(&baseline_tasks, sizeof(*msg), 0);
 
 		if (!msg) {
 			nr_reserve_failed++;
@@ -235,10 +271,12 @@ int produce(struct produce_args *args)
 		if (legacy) {
 			bpf_ringbuf_submit(msg, 0);
 		} else {
-			/* The shim: no IPI per message; submit is a full barrier, then the flag. */
+			/* No IPI per message; submit is a full barrier, then the flag. */
 			bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
-			if (wake.user_sleeping)
-				wake_dispatcher();
+			if (wake.user_sleeping) {
+				wake_baseline_consumer();
+				nr_rung++;
+			}
 		}
 		nr_produced++;
 	}
@@ -341,51 +379,6 @@ int drain(struct drain_args *args)
 	drain_ns += bpf_ktime_get_ns() - t0;
 	nr_drained += c.n;
 	return c.n;
-}
-
-/* --- Prototype: per-CPU single-producer rings in an mmapable array. ops.enqueue runs with
- * its rq locked and IRQs off, so one CPU never interleaves two producers: no reserve lock
- * and no helper call, just the stores and a publication. The publication is a locked add
- * (a full barrier) because the wakeup protocol needs the store of head ordered before the
- * load of wake.user_sleeping. Only the producer side is measured; head wraps over old
- * records (no consumer). */
-#define PCPU_SLOTS 2048
-struct pcpu_ring {
-	__u64 head;
-	__u64 pad[7]; /* head on its own cache line */
-	struct zernel_task_msg rec[PCPU_SLOTS];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct pcpu_ring);
-} pcpu_rings SEC(".maps");
-
-SEC("syscall")
-int produce_percpu(struct produce_args *args)
-{
-	struct task_struct *p = bpf_get_current_task_btf();
-	__u32 i, n = args->count, cpu = bpf_get_smp_processor_id();
-	__u32 clock = args->clock;
-	__u64 t0 = bpf_ktime_get_ns();
-	struct pcpu_ring *r = bpf_map_lookup_elem(&pcpu_rings, &cpu);
-
-	if (!r)
-		return 0;
-	bpf_for(i, 0, n) {
-		__u64 h = r->head;
-
-		fill(&r->rec[h & (PCPU_SLOTS - 1)], p, shim_clock(clock));
-		__sync_fetch_and_add(&r->head, 1);
-		if (wake.user_sleeping)
-			wake_dispatcher();
-		nr_produced++;
-	}
-	produce_ns += bpf_ktime_get_ns() - t0;
-	return 0;
 }
 
 /* The cost of one bpf_ktime_get_ns() pair as the programs above use it, averaged. */

@@ -1,14 +1,17 @@
 // The transport on this host's kernel, leg by leg, against plain libbpf.
 //
-//   produce (BPF)   transport.bpf.c `produce`: reserve + fill + submit into the shim's ring
+//   produce (BPF)   transport.bpf.c `produce`: reserve + fill + publish into the shim's task
+//                   ring of this CPU (zernel_rings.bpf.h)
 //   consume         BpfChannel::receive, a batch at a time
 //   submit          BpfChannel::send, a batch at a time
 //   drain (BPF)     transport.bpf.c `drain`: the shim's drain (zernel_rings.bpf.h), samples of
 //                   up to ZERNEL_DECISIONS_PER_SAMPLE decisions, a batch per call
 //
 // Then what the BPF legs are made of (the shim's clock vs. bpf_ktime_get_ns, the ring
-// helpers alone, bpf_dynptr_data vs. the copy of a sample), and a prototype of another ring
-// design (transport.bpf.c explains it).
+// alone, a call per decision in the drain). The baseline is plain libbpf end to end: the
+// same messages through a BPF_MAP_TYPE_RINGBUF (transport.bpf.c `produce_ringbuf`, the
+// shim's design before its per-CPU rings) consumed by ring_buffer__consume, and decisions
+// by user_ring_buffer__reserve/submit.
 //
 // BPF legs follow the shim's wakeup protocol (transport.bpf.c): no wakeup while the
 // dispatcher is awake. Every leg runs with a backlog: the ring holds a whole chunk when a consuming leg starts,
@@ -55,8 +58,9 @@ using zernel::TaskEvent;
 // The shim's ring sizes (the loader's defaults).
 constexpr std::uint32_t kTaskRingBytes = 4u << 20;
 constexpr std::uint32_t kDecisionRingBytes = 1u << 20;
-// Tasks per backlog chunk, at most; Bench also caps it at half of either ring, so that no
-// leg ever sees a full ring: up, records of sizeof(TaskEvent) + 8; down, whole samples of
+// Tasks per backlog chunk, at most; Bench also caps it at half of every ring, so that no
+// leg ever sees a full ring: up, one CPU's task ring (a chunk may all come from one CPU)
+// and the baseline's ring buffer (records of sizeof(TaskEvent) + 8); down, whole samples of
 // K decisions each (a batch of 64 takes 4 samples, a batch of 1 a whole sample too). With
 // the default rings the decision ring is the limit at batch 1 and 8 (799 and 6392 tasks),
 // the task ring from batch 64 on (chunk_for()).
@@ -89,7 +93,8 @@ struct DrainArgs {  // struct drain_args in transport.bpf.c
 // How the BPF legs wake the other side.
 enum Wakeups : std::uint32_t {
   kShim = 0,    // the shim's protocol: NO_WAKEUP, wake only if the wake flags say so
-  kLegacy = 1,  // flags 0: the kernel's default (an irq_work self-IPI per batch or record)
+  kLegacy = 1,  // a wakeup per record: the doorbell rung every time; flags 0 on the ring
+                // buffer helpers (the kernel's default: an irq_work self-IPI per batch or record)
 };
 // What the BPF legs run (transport.bpf.c). The default is the shim on a 6.14+ kernel.
 enum Clock : std::uint32_t { kRqClock = 0, kKtime = 1 };
@@ -99,7 +104,7 @@ struct Config {
   Clock clock = kRqClock;
   ProduceVariant produce = kProduceShim;
   DrainVariant drain = kDrainShim;
-  bool baseline = true;  // also run the plain-libbpf userspace legs
+  bool baseline = true;  // also run the plain-libbpf baseline
 };
 
 std::uint64_t now_ns() {
@@ -123,10 +128,10 @@ int run(int prog_fd, void* args, std::uint32_t size) {
 // ns per task of each leg in one run.
 struct Legs {
   double produce = 0, produce_syscall = 0, consume = 0, submit = 0, drain = 0;
-  double lb_consume = 0, lb_submit = 0;
+  double lb_produce = 0, lb_consume = 0, lb_submit = 0;
   double userspace() const { return consume + submit; }
   double round_trip() const { return produce + consume + submit + drain; }
-  double lb_round_trip() const { return produce + lb_consume + lb_submit + drain; }
+  double lb_round_trip() const { return lb_produce + lb_consume + lb_submit + drain; }
 };
 
 // libbpf's consumer cannot stop at a batch (1.4 has no consume_n); a negative return from
@@ -146,14 +151,12 @@ int libbpf_copy(void* ctx, void* data, std::size_t size) {
 
 // Lockstep: one batch at a time through all four legs, so the rings are empty between
 // batches, as when the dispatcher keeps up. The main figures use the shim's wakeup protocol
-// with the dispatcher awake (its flags clear: no wakeups). The *_legacy figures replay flags
-// 0 on both helpers, where the kernel wakes the other side (irq_work) whenever the ring was
-// caught up, i.e. every batch here; produce_asleep is the produce leg with
-// wake.user_sleeping set, where the shim forces a wakeup per record until the dispatcher
-// runs and clears the flag (at batch 1: the cost of one wakeup).
-struct Prototypes {
-  double produce_percpu = 0;
-};
+// with the dispatcher awake (its flags clear: no wakeups). The *_legacy figures replay a
+// wakeup per record (the doorbell rung for every message; flags 0 on the drain, where the
+// kernel wakes the other side whenever the ring was caught up, i.e. every batch here);
+// produce_asleep is the produce leg with wake.user_sleeping set, where the shim rings the
+// doorbell per record until the dispatcher runs and clears the flag (at batch 1: the cost
+// of one wakeup).
 
 struct Lockstep {
   double produce = 0, consume = 0, submit = 0, drain = 0;
@@ -164,24 +167,25 @@ struct Lockstep {
 
 class Bench {
  public:
-  Bench(std::uint32_t task_ring_bytes, std::uint32_t decision_ring_bytes)
-      : chunk_(std::min(kMaxChunk, std::size_t{task_ring_bytes} / (sizeof(TaskEvent) + 8) / 2)),
-        decision_ring_bytes_(decision_ring_bytes) {
+  Bench(std::uint32_t task_ring_bytes, std::uint32_t decision_ring_bytes) : decision_ring_bytes_(decision_ring_bytes) {
     skel_ = transport_bpf__open();
     if (!skel_) die("cannot open the BPF object");
-    bpf_map__set_max_entries(skel_->maps.tasks, task_ring_bytes);
-    bpf_map__set_max_entries(skel_->maps.decisions, decision_ring_bytes);
     const int cpus = libbpf_num_possible_cpus();
-    if (cpus > 0) bpf_map__set_max_entries(skel_->maps.pcpu_rings, static_cast<std::uint32_t>(cpus));
+    if (cpus <= 0) die("cannot count possible CPUs");
+    // The shim's sizes (Shim::attach).
+    const std::uint32_t slots = zernel::task_ring_slots(task_ring_bytes, static_cast<std::uint32_t>(cpus));
+    zernel::size_task_rings(skel_, static_cast<std::uint32_t>(cpus), slots);
+    bpf_map__set_max_entries(skel_->maps.baseline_tasks, task_ring_bytes);
+    bpf_map__set_max_entries(skel_->maps.decisions, decision_ring_bytes);
+    chunk_ = std::min({kMaxChunk, std::size_t{slots} / 2, std::size_t{task_ring_bytes} / (sizeof(TaskEvent) + 8) / 2});
     if (transport_bpf__load(skel_) != 0)
       die(std::string("cannot load the BPF programs: ") + std::strerror(errno) + " (run as root)");
-    const int task_fd = bpf_map__fd(skel_->maps.tasks);
     const int decision_fd = bpf_map__fd(skel_->maps.decisions);
     std::string error;
     // The wake flags live in the BPF object's .bss, as the shim's do.
-    channel_ = BpfChannel::open(task_fd, decision_fd, &consumed_, &skel_->bss->wake, &error);
+    channel_ = BpfChannel::open(zernel::task_ring_maps(skel_), decision_fd, &consumed_, &skel_->bss->wake, &error);
     if (!channel_) die(error);
-    lb_up_ = ring_buffer__new(task_fd, libbpf_copy, &sink_, nullptr);
+    lb_up_ = ring_buffer__new(bpf_map__fd(skel_->maps.baseline_tasks), libbpf_copy, &sink_, nullptr);
     lb_down_ = user_ring_buffer__new(decision_fd, nullptr);
     if (!lb_up_ || !lb_down_) die(std::string("libbpf ring setup failed: ") + std::strerror(errno));
     events_.resize(kMaxChunk);
@@ -200,6 +204,7 @@ class Bench {
   double empty_syscall_ns() const { return empty_ns_; }
   double clock_ns() const { return clock_ns_; }
   double loop_ns() const { return loop_ns_; }
+  std::uint32_t task_ring_slots() const { return channel_->task_ring_slots(); }
   unsigned decisions_per_step() const { return skel_->rodata->decisions_per_step; }
   // Tasks per chunk at this batch size: whole batches that fit half of either ring.
   std::size_t chunk_for(std::size_t batch) const {
@@ -213,7 +218,7 @@ class Bench {
     const std::size_t calls = chunk / batch;
     const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
     double produce = 0, produce_sys = 0, consume = 0, submit = 0, drain = 0;
-    double lb_consume = 0, lb_submit = 0;
+    double lb_produce = 0, lb_consume = 0, lb_submit = 0;
 
     for (std::size_t r = 0; r < rounds; ++r) {
       // --- The production path.
@@ -237,9 +242,9 @@ class Bench {
       drain_chunk(batch, calls, chunk, kShim, &drain, cfg);
       if (!cfg.baseline) continue;
 
-      // --- The same with plain libbpf in the userspace legs.
+      // --- The same messages and decisions with plain libbpf: a BPF ring buffer up.
       double unused = 0;
-      produce_chunk(batch, calls, kShim, &unused, &unused);
+      produce_chunk(batch, calls, kShim, &lb_produce, &unused, cfg, skel_->progs.produce_ringbuf);
 
       sink_ = LibbpfSink{events_.data(), 0, batch};
       t0 = now_ns();
@@ -275,25 +280,7 @@ class Bench {
 
     const double n = static_cast<double>(rounds * chunk);
     return Legs{produce / n, produce_sys / n, consume / n, submit / n, drain / n,
-                lb_consume / n, lb_submit / n};
-  }
-
-  // The prototype of transport.bpf.c, ns per task, backlog like measure(): produce_percpu,
-  // the BPF side only.
-  Prototypes measure_prototypes(std::size_t batch, std::size_t tasks) {
-    const std::size_t chunk = chunk_for(batch);
-    const std::size_t calls = chunk / batch;
-    const std::size_t rounds = std::max<std::size_t>(1, tasks / chunk);
-    const int produce_fd = bpf_program__fd(skel_->progs.produce_percpu);
-    double produce = 0;
-    for (std::size_t r = 0; r < rounds; ++r) {
-      ProduceArgs pargs{static_cast<std::uint32_t>(batch), kShim, kRqClock, kProduceShim};
-      const std::uint64_t ns = skel_->bss->produce_ns, n = skel_->bss->nr_produced;
-      for (std::size_t i = 0; i < calls; ++i) run(produce_fd, &pargs, sizeof(pargs));
-      if (skel_->bss->nr_produced - n != chunk) die("prototype: per-CPU produce wrote too few");
-      produce += static_cast<double>(skel_->bss->produce_ns - ns) - static_cast<double>(calls) * pair_ns_;
-    }
-    return Prototypes{produce / static_cast<double>(rounds * chunk)};
+                lb_produce / n, lb_consume / n, lb_submit / n};
   }
 
   // Userspace legs are timed per call here, minus the cost of the clock pair.
@@ -323,7 +310,7 @@ class Bench {
       drain_chunk(batch, 1, batch, kLegacy, &l.drain_legacy);
     }
     skel_->bss->wake.user_sleeping = 1;
-    const std::uint64_t forced = skel_->bss->nr_forced_wakeups;
+    const std::uint64_t rung = skel_->bss->nr_rung;
     for (std::size_t i = 0; i < iterations; ++i) {
       produce_chunk(batch, 1, kShim, &l.produce_asleep, &unused);
       if (channel_->receive(events) != batch) die("lockstep consume (asleep)");
@@ -331,8 +318,8 @@ class Bench {
       drain_chunk(batch, 1, batch, kShim, &unused);
     }
     skel_->bss->wake.user_sleeping = 0;
-    if (skel_->bss->nr_forced_wakeups - forced != iterations * batch)
-      die("asleep: expected a forced wakeup per record");
+    if (skel_->bss->nr_rung - rung != iterations * batch)
+      die("asleep: expected a doorbell per record");
     const double n = static_cast<double>(iterations * batch);
     l.produce /= n;
     l.consume /= n;
@@ -401,9 +388,10 @@ class Bench {
     return v[v.size() / 2];
   }
 
+  // `prog`: the shim's produce, or produce_ringbuf for the baseline.
   void produce_chunk(std::size_t batch, std::size_t calls, Wakeups mode, double* in_prog,
-                     double* syscall, const Config& cfg = Config{}) {
-    const int fd = bpf_program__fd(skel_->progs.produce);
+                     double* syscall, const Config& cfg = Config{}, bpf_program* prog = nullptr) {
+    const int fd = bpf_program__fd(prog ? prog : skel_->progs.produce);
     ProduceArgs args{static_cast<std::uint32_t>(batch), mode, cfg.clock, cfg.produce};
     const std::uint64_t before = skel_->bss->produce_ns;
     const std::uint64_t produced = skel_->bss->nr_produced;
@@ -443,7 +431,7 @@ class Bench {
     }
   }
 
-  std::size_t chunk_;  // tasks, by the task ring
+  std::size_t chunk_ = 0;  // tasks, by the task rings
   std::size_t decision_ring_bytes_;
   transport_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
@@ -547,7 +535,6 @@ int main(int argc, char** argv) {
   const Config step1{kRqClock, kProduceShim, kDrainStep1, false};
   const Config floor{kRqClock, kProduceFloor, kDrainFloor, false};
   std::vector<std::vector<Legs>> with_ktime(kN), with_step1(kN), floors(kN);
-  std::vector<std::vector<Prototypes>> protos(kN);
   for (int r = 0; r < reps; ++r) {
     for (std::size_t i = 0; i < kN; ++i) runs[i].push_back(bench.measure(batches[i], tasks));
     if (lockstep)
@@ -556,7 +543,6 @@ int main(int argc, char** argv) {
       with_ktime[i].push_back(bench.measure(batches[i], tasks, ktime));
       with_step1[i].push_back(bench.measure(batches[i], tasks, step1));
       floors[i].push_back(bench.measure(batches[i], tasks, floor));
-      protos[i].push_back(bench.measure_prototypes(batches[i], tasks));
     }
   }
 
@@ -564,13 +550,13 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < kN; ++i)
     chunks += (i ? ", " : "") + std::to_string(bench.chunk_for(batches[i])) + " at batch " + std::to_string(batches[i]);
   std::printf("Transport: %d runs of %zu tasks per batch size; cells are median (min-max). Rings: tasks "
-              "%u KiB, decisions %u KiB; backlog chunk %s tasks. In-program clock pair %.1f ns and "
+              "%u KiB over the CPUs (%u messages a CPU), decisions %u KiB; backlog chunk %s tasks. In-program clock pair %.1f ns and "
               "userspace clock pair %.1f ns (subtracted per timed call); empty BPF_PROG_TEST_RUN %.0f ns. "
               "BPF legs: the shim's per-task work on a 6.14+ kernel, where its clock is scx_bpf_now() "
               "(the rq clock; bpf_jiffies64() stands in for it here, see transport.bpf.c), and its drain "
               "takes samples of up to %zu decisions, each read in place, %u decisions per bpf_loop step, "
               "with the dispatch slots of a batch rounded up to whole samples.\n\n",
-              reps, tasks, task_ring >> 10, decision_ring >> 10, chunks.c_str(), bench.pair_ns(),
+              reps, tasks, task_ring >> 10, bench.task_ring_slots(), decision_ring >> 10, chunks.c_str(), bench.pair_ns(),
               bench.clock_ns(), bench.empty_syscall_ns(), kPerSample, bench.decisions_per_step());
 
   std::printf("### Backlog (rings hold a chunk when a leg starts), ns/task\n\n");
@@ -600,16 +586,19 @@ int main(int argc, char** argv) {
                 rate_cell(col(v, [](const Legs& l) { return l.round_trip(); })).c_str());
   }
 
-  std::printf("\n### Backlog, baseline with plain libbpf in the userspace legs, ns/task "
-              "(round trip = produce + these + drain; submit writes the same samples of up to %zu "
-              "decisions, a reserve/submit per sample)\n\n", kPerSample);
-  std::printf("| batch | consume: ring_buffer__consume | submit: user_ring_buffer__reserve/submit | userspace | round trip | vs. BpfChannel round trip |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("\n### Backlog, baseline with plain libbpf, ns/task: the same messages up a "
+              "BPF_MAP_TYPE_RINGBUF (reserve, fill, submit: the shim's ring before its per-CPU rings) "
+              "read by ring_buffer__consume; the same samples of up to %zu decisions down, a "
+              "user_ring_buffer__reserve/submit per sample; the shim's drain (round trip = these + "
+              "drain)\n\n", kPerSample);
+  std::printf("| batch | produce: BPF ring buffer | consume: ring_buffer__consume | submit: user_ring_buffer__reserve/submit | userspace | round trip | vs. BpfChannel round trip |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
     const double ours = median(col(v, [](const Legs& l) { return l.round_trip(); }));
     const double base = median(col(v, [](const Legs& l) { return l.lb_round_trip(); }));
-    std::printf("| %zu | %s | %s | %s | %s | %+.1f%% |\n", batches[i],
+    std::printf("| %zu | %s | %s | %s | %s | %s | %+.1f%% |\n", batches[i],
+                ns_cell(col(v, [](const Legs& l) { return l.lb_produce; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.lb_consume; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.lb_submit; })).c_str(),
                 ns_cell(col(v, [](const Legs& l) { return l.lb_consume + l.lb_submit; })).c_str(),
@@ -619,9 +608,10 @@ int main(int argc, char** argv) {
 
   if (lockstep) {
   std::printf("\n### Lockstep (one batch at a time, rings empty between batches), ns/task: the shim's "
-              "wakeup protocol with the dispatcher awake; then flags 0 on both helpers (before the "
-              "protocol); then produce while the dispatcher is asleep (a forced wakeup per record)\n\n");
-  std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | round trip | produce, flags 0 | drain, flags 0 | round trip, flags 0 | produce, dispatcher asleep |\n");
+              "wakeup protocol with the dispatcher awake; then a wakeup per record (the doorbell rung "
+              "every time, flags 0 on the drain: before the protocol); then produce while the dispatcher "
+              "is asleep (the doorbell rung per record)\n\n");
+  std::printf("| batch | produce (BPF) | consume | submit | drain (BPF) | round trip | produce, a wakeup per record | drain, flags 0 | round trip, wakeups | produce, dispatcher asleep |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = steps[i];
@@ -640,12 +630,12 @@ int main(int argc, char** argv) {
 
   std::printf("\n### What the BPF legs are made of (backlog), ns/task: the shim's legs as above; with "
               "bpf_ktime_get_ns() as the clock (zernel_now() before 6.14: enqueue timestamp, and "
-              "apply_decision()'s); the ring helpers alone (reserve + submit of an unfilled record; a "
+              "apply_decision()'s); the ring alone (reserve + publish of an unfilled slot; a "
               "drain callback that only reads the sample's count); the drain with a bpf_loop step (a "
               "call) per decision instead of %u. One bpf_for iteration of the "
               "produce loop: %.1f ns\n\n",
               bench.decisions_per_step(), bench.loop_ns());
-  std::printf("| batch | produce: shim | produce: bpf_ktime_get_ns | produce: ring helpers only | drain: shim | drain: a step per decision | drain: bpf_ktime_get_ns | drain: kernel only (empty callback) |\n");
+  std::printf("| batch | produce: shim | produce: bpf_ktime_get_ns | produce: ring only | drain: shim | drain: a step per decision | drain: bpf_ktime_get_ns | drain: kernel only (empty callback) |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (std::size_t i = 0; i < kN; ++i) {
     const auto& v = runs[i];
@@ -657,20 +647,6 @@ int main(int argc, char** argv) {
                 ns_cell(col(with_step1[i], [](const Legs& l) { return l.drain; })).c_str(),
                 ns_cell(col(with_ktime[i], [](const Legs& l) { return l.drain; })).c_str(),
                 ns_cell(col(floors[i], [](const Legs& l) { return l.drain; })).c_str());
-  }
-
-  std::printf("\n### Prototypes of other ring designs (backlog), ns/task; not what the shim does "
-              "(transport.bpf.c): per-CPU single-producer rings in an mmapable array map (the BPF side "
-              "only: fill as above, a locked add to publish, the wake flag check; no consumer). The "
-              "earlier prototype of a batch of decisions per user ring sample is now the shim's "
-              "format, capped at %zu a sample (the drain leg above)\n\n", kPerSample);
-  std::printf("| batch | produce: shim | produce: per-CPU array ring |\n");
-  std::printf("|---:|---:|---:|\n");
-  for (std::size_t i = 0; i < kN; ++i) {
-    const auto& v = runs[i];
-    std::printf("| %zu | %s | %s |\n", batches[i],
-                ns_cell(col(v, [](const Legs& l) { return l.produce; })).c_str(),
-                ns_cell(col(protos[i], [](const Prototypes& p) { return p.produce_percpu; })).c_str());
   }
 
   std::printf("\n### Cross-check of the backlog produce leg, ns/task: in-program timing vs. whole "

@@ -2,8 +2,9 @@
 /*
  * zernel: the kernel half of a userspace scheduler.
  *
- * Policy lives in userspace. This shim only moves tasks: every runnable task is sent up a
- * BPF ring buffer as a struct zernel_task_msg, and the dispatcher's answers (struct
+ * Policy lives in userspace. This shim only moves tasks: every runnable task is sent up
+ * its CPU's task ring (a single-producer ring in BPF array maps that userspace maps; see
+ * zernel_rings.bpf.h) as a struct zernel_task_msg, and the dispatcher's answers (struct
  * zernel_decision: CPU, slice, ordering key, preempt flag) come back over a user ring
  * buffer that ops.dispatch drains, up to ZERNEL_DECISIONS_PER_SAMPLE of them per sample:
  * the kernel's drain costs ~35-50 ns per sample (bench host), however small. The kernel
@@ -91,8 +92,6 @@ const volatile __u64 preempt_margin_ns = 5000000;
 
 /* Written by userspace (mmap'ed .bss), read by the stall timer. */
 volatile __u64 user_consumed;
-/* Written by userspace before it blocks, read by producers here. */
-struct zernel_wake_flags wake;
 
 /* Written by the stall timer; read by ops.enqueue and ops.dispatch. */
 volatile bool bypass;
@@ -311,16 +310,6 @@ static __always_inline u32 sat_u32(u64 v)
 	return v > 0xffffffffULL ? 0xffffffffU : (u32)v;
 }
 
-/* A discarded empty record with FORCE_WAKEUP wakes the ring's poller without adding data
- * userspace must read (it skips discarded records). */
-static __always_inline void wake_dispatcher(void)
-{
-	void *r = bpf_ringbuf_reserve(&tasks, 8, 0);
-
-	if (r)
-		bpf_ringbuf_discard(r, BPF_RB_FORCE_WAKEUP);
-}
-
 static __always_inline void fallback(struct task_struct *p, u64 enq_flags)
 {
 	zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, enq_flags);
@@ -329,6 +318,7 @@ static __always_inline void fallback(struct task_struct *p, u64 enq_flags)
 
 void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 {
+	struct zernel_task_reservation slot;
 	struct zernel_task_msg *msg;
 	struct task_ctx *tctx;
 
@@ -377,7 +367,7 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	msg = bpf_ringbuf_reserve(&tasks, sizeof(*msg), 0);
+	msg = zernel_task_reserve(&slot);
 	if (!msg) {
 		STAT_INC(nr_congested);
 		fallback(p, enq_flags);
@@ -415,16 +405,13 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx->started_at = 0;
 	__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
 	tctx->runtime = 0;
-	/* Before the submit: a decision can only exist after userspace read the message,
-	 * and the submit publishes this store with it (release). */
+	/* Before the publication: a decision can only exist after userspace read the
+	 * message, and the publication's barrier orders this store before it. */
 	tctx->in_user = 1;
-	/* No wakeup IPI per message: a dispatcher that is running will find it. submit is a
-	 * full barrier (xchg), so the read of user_sleeping below cannot pass it; the
-	 * dispatcher sets the flag, then re-checks the ring, then sleeps (Dekker). */
-	bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
+	/* No wakeup IPI per message: a dispatcher that is running will find it; one that is
+	 * about to sleep is rung (see zernel_task_publish()). */
+	zernel_task_publish(&slot);
 	STAT_INC(nr_queued);
-	if (wake.user_sleeping)
-		wake_dispatcher();
 }
 
 void BPF_STRUCT_OPS(zernel_dequeue, struct task_struct *p, u64 deq_flags)

@@ -9,7 +9,9 @@
  * such a declaration inherits preserve_access_index, which turns plain field stores into
  * CO-RE relocations that fail to load.
  *
- * Up (kernel -> userspace):   one struct zernel_task_msg per BPF_MAP_TYPE_RINGBUF sample.
+ * Up (kernel -> userspace):   struct zernel_task_msg, one slot each of a per-CPU ring
+ *                             (struct zernel_task_ring_pos and the slots, in two
+ *                             BPF_F_MMAPABLE array maps; zernel_rings.bpf.h).
  * Down (userspace -> kernel): struct zernel_decision, up to ZERNEL_DECISIONS_PER_SAMPLE of
  *                             them per BPF_MAP_TYPE_USER_RINGBUF sample (struct
  *                             zernel_decision_sample).
@@ -68,6 +70,18 @@ struct zernel_task_msg {
 	/* Phase signals (scheduler/phase_policy.h). */
 	__u32 sleep_ns;    /* a wakeup: how long the sleep before it lasted (ns, saturated) */
 	__u32 futex_waits; /* futex wait calls since the previous enqueue */
+};
+
+/* The positions of one CPU's task ring, whose slots are entries
+ * [cpu * slots, (cpu + 1) * slots) of the task_slots map (slots: a power of two). Positions
+ * are message counts that only grow (64-bit: they never wrap); position & (slots - 1) is the
+ * slot. Each on a cache line of its own, so that the producer's stores of head and the
+ * consumer's of tail do not take the line from each other. */
+struct zernel_task_ring_pos {
+	__u64 head;       /* written by the CPU's producer (ops.enqueue, IRQs off), read by userspace */
+	__u64 pad0[7];
+	__u64 tail;       /* written by userspace, read by the producer to find space */
+	__u64 pad1[7];
 };
 
 /* Decisions travel in struct zernel_decision_sample after an 8-byte header, and user ring

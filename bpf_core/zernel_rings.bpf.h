@@ -5,7 +5,16 @@
  * bench (bench/transport.bpf.c), which drive the very same maps and the very same drain
  * through BPF_PROG_TEST_RUN on a kernel without sched_ext.
  *
- * tasks:     BPF producers (any CPU, ops.enqueue) -> one userspace consumer.
+ * tasks:     per-CPU single-producer rings (ops.enqueue on that CPU) -> one userspace
+ *            consumer. Two BPF_F_MMAPABLE arrays: task_pos, one struct zernel_task_ring_pos
+ *            per CPU, and task_slots, task_ring_slots messages per CPU, back to back. Not a
+ *            BPF_MAP_TYPE_RINGBUF: its reserve and submit cost ~54 ns a message on the host
+ *            (two helper calls, the ring's spinlock with IRQs saved, an xchg to clear the
+ *            busy bit) against ~17 ns here (bench/README.md, transport), and a CPU's
+ *            ops.enqueue never runs beside another on the same CPU (the rq lock is held with
+ *            IRQs off), so one producer per ring needs no lock. task_doorbell, a small
+ *            BPF_MAP_TYPE_RINGBUF that never carries data, is only what the sleeping
+ *            consumer polls: a discarded record with BPF_RB_FORCE_WAKEUP wakes it.
  * decisions: one userspace producer -> BPF consumer (ops.dispatch; one CPU at a time,
  *            bpf_user_ringbuf_drain returns -EBUSY to the others). A sample is a whole
  *            struct zernel_decision_sample, of which the first `count` decisions are
@@ -22,15 +31,90 @@
 #ifndef ZERNEL_RINGS_BPF_H
 #define ZERNEL_RINGS_BPF_H
 
+/* Messages per CPU's task ring, a power of two; set with the maps' sizes by the loader
+ * (BpfChannel's size_task_rings() in scheduler/bpf_channel.h). */
+const volatile __u32 task_ring_slots = 1024;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);  /* resized by the loader: one per possible CPU */
+	__type(key, __u32);
+	__type(value, struct zernel_task_ring_pos);
+} task_pos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1024); /* resized by the loader: task_ring_slots per possible CPU */
+	__type(key, __u32);
+	__type(value, struct zernel_task_msg);
+} task_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* resized by the loader */
-} tasks SEC(".maps");
+	__uint(max_entries, 4096); /* resized by the loader (a page or more) */
+} task_doorbell SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
 	__uint(max_entries, 1 << 20); /* resized by the loader */
 } decisions SEC(".maps");
+
+/* Wakeup protocol (both rings), written by BpfChannel::wait_for_events/wait_for_space. */
+struct zernel_wake_flags wake;
+
+/* A message slot of this CPU's ring, between zernel_task_reserve() and _publish(). */
+struct zernel_task_reservation {
+	struct zernel_task_ring_pos *pos;
+	__u64 head;
+};
+
+/* Returns the slot for this CPU's next message, or NULL if its ring is full (the caller
+ * schedules the task itself) or the CPU has no ring (not possible: the loader sizes the
+ * maps by the possible CPUs). REQUIRES: no other producer on this CPU until _publish(),
+ * which holds for ops.enqueue (rq lock, IRQs off) and for one BPF_PROG_TEST_RUN at a time.
+ * tail is read once, plainly: the store into the slot depends on it by a branch, and the
+ * consumer released the slots below tail after it read them (the kernel's memory model
+ * orders a load before a store that depends on it by control; the JITs keep it). */
+static __always_inline struct zernel_task_msg *
+zernel_task_reserve(struct zernel_task_reservation *r)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 slot;
+
+	r->pos = bpf_map_lookup_elem(&task_pos, &cpu);
+	if (!r->pos)
+		return NULL;
+	r->head = r->pos->head;
+	if (r->head - *(volatile __u64 *)&r->pos->tail >= task_ring_slots)
+		return NULL;
+	slot = cpu * task_ring_slots + (__u32)(r->head & (task_ring_slots - 1));
+	return bpf_map_lookup_elem(&task_slots, &slot);
+}
+
+/* Wakes the consumer's poll without giving it anything to read there. */
+static __always_inline void zernel_ring_doorbell(void)
+{
+	void *d = bpf_ringbuf_reserve(&task_doorbell, 8, 0);
+
+	if (d)
+		bpf_ringbuf_discard(d, BPF_RB_FORCE_WAKEUP);
+}
+
+/* Makes the reserved message visible to the consumer, and wakes it if it is about to sleep.
+ * head is stored with an xchg, a full barrier on every JIT: the message's stores are
+ * visible before head (the consumer reads head with acquire, then the slot), and the read
+ * of wake.user_sleeping cannot pass the store. The consumer sets the flag, then re-reads
+ * every head, then sleeps (Dekker): one of the two sees the other. Returns whether it rang. */
+static __always_inline bool zernel_task_publish(struct zernel_task_reservation *r)
+{
+	__sync_lock_test_and_set(&r->pos->head, r->head + 1);
+	if (!wake.user_sleeping)
+		return false;
+	zernel_ring_doorbell();
+	return true;
+}
 
 /* Decisions applied per bpf_loop iteration of the drain (see zernel_apply_step): 4 takes
  * the drain from 13.8 to 8.0 ns per decision on the host (2: 9.6, 8: 6.0, 16: 5.3), for three more

@@ -288,7 +288,7 @@ Outcome Agent::run_session(bool first) {
     std::fprintf(stderr, "zernel-scheduler: %s\n", error.c_str());
     return Outcome::kLoadFailed;
   }
-  s->channel = BpfChannel::open(s->shim->task_ring_fd(), s->shim->decision_ring_fd(),
+  s->channel = BpfChannel::open(s->shim->task_rings(), s->shim->decision_ring_fd(),
                                 s->shim->consumed_counter(), s->shim->wake_flags(), &error);
   if (!s->channel) {
     std::fprintf(stderr, "zernel-scheduler: %s\n", error.c_str());

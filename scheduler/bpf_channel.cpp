@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -17,11 +18,12 @@ static_assert(std::atomic<unsigned long>::is_always_lock_free);
 static_assert(sizeof(std::atomic<unsigned long>) == sizeof(unsigned long),
               "the ring positions are plain unsigned longs shared with the kernel");
 
-constexpr std::uint32_t kBusy = BPF_RINGBUF_BUSY_BIT;
 constexpr std::uint32_t kDiscard = BPF_RINGBUF_DISCARD_BIT;
 constexpr std::size_t kHeader = BPF_RINGBUF_HDR_SZ;
 
-constexpr std::size_t round_up8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
+// A task ring position, a __u64 in a mapping that a BPF program writes too.
+std::atomic_ref<__u64> position(__u64& p) { return std::atomic_ref<__u64>(p); }
+static_assert(std::atomic_ref<__u64>::is_always_lock_free);
 
 // A decision record: ring header, then a whole sample whatever its count (the shim reads
 // samples in place, which takes one constant size). 8-byte aligned by construction (the
@@ -51,44 +53,84 @@ bool map_info(int fd, bpf_map_info* info, const char* what, std::string* error) 
 
 }  // namespace
 
-std::unique_ptr<BpfChannel> BpfChannel::open(int task_ring_fd, int decision_ring_fd,
+std::uint32_t task_ring_slots(std::size_t ring_bytes, std::uint32_t nr_cpus) {
+  const std::size_t per_cpu = ring_bytes / std::max<std::uint32_t>(nr_cpus, 1) / sizeof(TaskEvent);
+  // At most 2^20 slots a CPU (112 MiB): the map's index is a u32 of cpu * slots + slot.
+  return static_cast<std::uint32_t>(std::bit_floor(std::clamp<std::size_t>(per_cpu, kMinTaskRingSlots, 1u << 20)));
+}
+
+std::unique_ptr<BpfChannel> BpfChannel::open(const TaskRingMaps& tasks, int decision_ring_fd,
                                              volatile std::uint64_t* consumed,
                                              zernel_wake_flags* wake, std::string* error) {
   std::unique_ptr<BpfChannel> ch(new BpfChannel());
-  ch->task_fd_ = task_ring_fd;
+  ch->doorbell_fd_ = tasks.doorbell_fd;
   ch->decision_fd_ = decision_ring_fd;
   ch->consumed_ = consumed;
   ch->wake_ = wake;
   ch->page_size_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const auto page_round = [&](std::size_t n) { return (n + ch->page_size_ - 1) / ch->page_size_ * ch->page_size_; };
 
-  // --- Up ring: consumer page RW, producer page + data RO.
+  // --- Up rings: positions RW (we write tail), messages RO.
   bpf_map_info info{};
-  if (!map_info(task_ring_fd, &info, "task ring", error)) return nullptr;
+  if (!map_info(tasks.positions_fd, &info, "task ring positions", error)) return nullptr;
+  if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE) ||
+      info.value_size != sizeof(zernel_task_ring_pos) || info.max_entries == 0) {
+    *error = "the task ring positions are not an mmapable array of struct zernel_task_ring_pos "
+             "(a shim built from another version); fix: rebuild the shim and the scheduler together";
+    return nullptr;
+  }
+  ch->nr_rings_ = info.max_entries;
+  if (!map_info(tasks.slots_fd, &info, "task ring slots", error)) return nullptr;
+  const std::uint32_t slots = info.max_entries / ch->nr_rings_;
+  if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE) ||
+      info.value_size != sizeof(TaskEvent) || slots == 0 || !std::has_single_bit(slots) ||
+      info.max_entries != slots * ch->nr_rings_) {
+    *error = "the task ring slots are not an mmapable array of " + std::to_string(sizeof(TaskEvent)) +
+             "-byte messages, a power of two per CPU (a shim built from another version); fix: rebuild "
+             "the shim and the scheduler together";
+    return nullptr;
+  }
+  ch->slots_per_ring_ = slots;
+
+  ch->positions_map_len_ = page_round(std::size_t{ch->nr_rings_} * sizeof(zernel_task_ring_pos));
+  void* pos = mmap(nullptr, ch->positions_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, tasks.positions_fd, 0);
+  if (pos == MAP_FAILED) {
+    *error = std::string("cannot map the task ring positions: ") + std::strerror(errno);
+    return nullptr;
+  }
+  ch->positions_map_ = pos;
+  ch->positions_ = static_cast<zernel_task_ring_pos*>(pos);
+
+  ch->slots_map_len_ = page_round(std::size_t{ch->nr_rings_} * slots * sizeof(TaskEvent));
+  void* msgs = mmap(nullptr, ch->slots_map_len_, PROT_READ, MAP_SHARED, tasks.slots_fd, 0);
+  if (msgs == MAP_FAILED) {
+    *error = std::string("cannot map the task ring slots: ") + std::strerror(errno);
+    return nullptr;
+  }
+  ch->slots_map_ = msgs;
+  ch->slots_ = static_cast<const TaskEvent*>(msgs);
+
+  // --- Doorbell: a ring buffer's consumer page RW, the first page of its producer side RO.
+  if (!map_info(tasks.doorbell_fd, &info, "task doorbell", error)) return nullptr;
   if (info.type != BPF_MAP_TYPE_RINGBUF) {
-    *error = "the task ring is not a BPF_MAP_TYPE_RINGBUF";
+    *error = "the task doorbell is not a BPF_MAP_TYPE_RINGBUF";
     return nullptr;
   }
-  const std::size_t data_len = info.max_entries;
-  ch->mask_ = data_len - 1;
-
-  void* cons = mmap(nullptr, ch->page_size_, PROT_READ | PROT_WRITE, MAP_SHARED, task_ring_fd, 0);
-  if (cons == MAP_FAILED) {
-    *error = std::string("cannot map the task ring's consumer page: ") + std::strerror(errno);
+  void* bell_cons = mmap(nullptr, ch->page_size_, PROT_READ | PROT_WRITE, MAP_SHARED, tasks.doorbell_fd, 0);
+  if (bell_cons == MAP_FAILED) {
+    *error = std::string("cannot map the task doorbell's consumer page: ") + std::strerror(errno);
     return nullptr;
   }
-  ch->consumer_map_ = cons;
-  ch->consumer_pos_ = static_cast<std::atomic<unsigned long>*>(cons);
-
-  ch->producer_map_len_ = ch->page_size_ + 2 * data_len;
-  void* prod = mmap(nullptr, ch->producer_map_len_, PROT_READ, MAP_SHARED, task_ring_fd,
-                    static_cast<off_t>(ch->page_size_));
-  if (prod == MAP_FAILED) {
-    *error = std::string("cannot map the task ring's data: ") + std::strerror(errno);
+  ch->doorbell_consumer_map_ = bell_cons;
+  ch->doorbell_consumer_pos_ = static_cast<std::atomic<unsigned long>*>(bell_cons);
+  void* bell_prod = mmap(nullptr, ch->page_size_, PROT_READ, MAP_SHARED, tasks.doorbell_fd,
+                         static_cast<off_t>(ch->page_size_));
+  if (bell_prod == MAP_FAILED) {
+    *error = std::string("cannot map the task doorbell's producer page: ") + std::strerror(errno);
     return nullptr;
   }
-  ch->producer_map_ = prod;
-  ch->producer_pos_ = static_cast<const std::atomic<unsigned long>*>(prod);
-  ch->data_ = static_cast<const std::uint8_t*>(prod) + ch->page_size_;
+  ch->doorbell_producer_map_ = bell_prod;
+  ch->doorbell_producer_pos_ = static_cast<const std::atomic<unsigned long>*>(bell_prod);
 
   // --- Down ring: consumer page RO (the kernel refuses a writable mapping of it), producer
   // page + data RW.
@@ -129,53 +171,38 @@ std::unique_ptr<BpfChannel> BpfChannel::open(int task_ring_fd, int decision_ring
 BpfChannel::~BpfChannel() {
   if (down_producer_map_) munmap(down_producer_map_, down_producer_map_len_);
   if (down_consumer_map_) munmap(down_consumer_map_, page_size_);
-  if (producer_map_) munmap(producer_map_, producer_map_len_);
-  if (consumer_map_) munmap(consumer_map_, page_size_);
+  if (doorbell_producer_map_) munmap(doorbell_producer_map_, page_size_);
+  if (doorbell_consumer_map_) munmap(doorbell_consumer_map_, page_size_);
+  if (slots_map_) munmap(slots_map_, slots_map_len_);
+  if (positions_map_) munmap(positions_map_, positions_map_len_);
 }
 
 std::size_t BpfChannel::receive(std::span<TaskEvent> out) {
-  // One acquire load per batch. Pairs with the release store of producer_pos in
-  // bpf_ringbuf_reserve(): every header below prod has been written (with BUSY set at
-  // least) by the time we read it.
-  const unsigned long prod = producer_pos_->load(std::memory_order_acquire);
-  // Only this thread writes consumer_pos: a relaxed load reads our own last store.
-  const unsigned long start = consumer_pos_->load(std::memory_order_relaxed);
-  unsigned long cons = start;
   TaskEvent* const dst = out.data();
   const std::size_t max = out.size();
+  const std::uint64_t mask = slots_per_ring_ - 1;
   std::size_t n = 0;
-
-  while (cons < prod && n < max) {
-    const std::uint8_t* rec = data_ + (cons & mask_);
-    // Per record, unavoidable with many producers: producer_pos covers records still being
-    // filled. Pairs with the xchg that clears BUSY in bpf_ringbuf_submit/discard, so the
-    // sample's bytes are visible once BUSY reads clear. (A plain load on x86; the mapping
-    // is read-only, so a builtin rather than std::atomic_ref<const T>, which is C++26.)
-    const std::uint32_t word =
-        __atomic_load_n(reinterpret_cast<const std::uint32_t*>(rec), __ATOMIC_ACQUIRE);
-    if (word & kBusy) break;  // reserved, not yet submitted: records stay in order
-    const std::size_t len = word & ~(kBusy | kDiscard);
-    if (len == sizeof(TaskEvent) && !(word & kDiscard)) [[likely]] {
-      // A compile-time size: a few vector moves, not a run-time-length copy (rep movs).
-      std::memcpy(dst + n, rec + kHeader, sizeof(TaskEvent));
-      ++n;
-    } else if (!(word & kDiscard)) {
-      // The shim sends another size: copy what fits, zero the rest rather than read past
-      // the record, and count it. (Discarded records are the shim's 8-byte wakeups.)
-      const std::size_t copy = len < sizeof(TaskEvent) ? len : sizeof(TaskEvent);
-      std::memcpy(dst + n, rec + kHeader, copy);
-      std::memset(reinterpret_cast<std::uint8_t*>(dst + n) + copy, 0, sizeof(TaskEvent) - copy);
-      ++n;
-      ++mismatched_;
-    }
-    cons += round_up8(len + kHeader);
+  std::uint32_t ring = next_ring_;
+  for (std::uint32_t k = 0; k < nr_rings_ && n < max; ++k, ring = ring + 1 == nr_rings_ ? 0 : ring + 1) {
+    zernel_task_ring_pos& pos = positions_[ring];
+    // Pairs with the producer's xchg of head (zernel_task_publish): the slots below head
+    // are filled by the time we read them.
+    const std::uint64_t head = position(pos.head).load(std::memory_order_acquire);
+    // Only this thread writes tail: a relaxed load reads our own last store.
+    const std::uint64_t tail = position(pos.tail).load(std::memory_order_relaxed);
+    if (head == tail) continue;
+    // A producer never runs more than a ring ahead of tail; the bound keeps a corrupt head
+    // from making us read one slot twice.
+    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>({head - tail, slots_per_ring_, max - n}));
+    const TaskEvent* const base = slots_ + std::size_t{ring} * slots_per_ring_;
+    // A compile-time size per message: a few vector moves, not a run-time-length copy.
+    for (std::size_t i = 0; i < take; ++i) std::memcpy(dst + n + i, base + ((tail + i) & mask), sizeof(TaskEvent));
+    n += take;
+    // One release store per ring per batch. Pairs with the producer's read of tail when it
+    // looks for space: the slots we copied may be reused once it sees the new tail.
+    position(pos.tail).store(tail + take, std::memory_order_release);
   }
-  if (cons != start) {
-    // One release store per batch. Pairs with the producers' acquire load of consumer_pos
-    // when they compute free space: the bytes we copied are no longer needed once they see
-    // the new position.
-    consumer_pos_->store(cons, std::memory_order_release);
-  }
+  next_ring_ = ring;
   if (n) {
     consumed_total_ += n;
     *consumed_ = consumed_total_;  // one plain store per batch, read by the stall timer
@@ -250,15 +277,30 @@ std::size_t BpfChannel::send(std::span<const Decision> in) {
   return n;
 }
 
+bool BpfChannel::any_task_pending() const {
+  for (std::uint32_t r = 0; r < nr_rings_; ++r) {
+    zernel_task_ring_pos& pos = positions_[r];
+    if (position(pos.head).load(std::memory_order_seq_cst) !=
+        position(pos.tail).load(std::memory_order_relaxed))
+      return true;
+  }
+  return false;
+}
+
 void BpfChannel::wait_for_events(std::chrono::milliseconds timeout) {
-  // Announce the sleep, then look again (seq_cst store then seq_cst load: the store may not
-  // pass the load). Pairs with the producer's submit-then-read in ops.enqueue.
+  // Announce the sleep, then look again (seq_cst store then seq_cst loads: the store may
+  // not pass the loads). Pairs with the producer's publish-then-read in
+  // zernel_task_publish().
   __atomic_store_n(&wake_->user_sleeping, 1u, __ATOMIC_SEQ_CST);
-  if (__atomic_load_n(reinterpret_cast<const unsigned long*>(producer_pos_), __ATOMIC_SEQ_CST) ==
-      consumer_pos_->load(std::memory_order_relaxed)) {
-    // The ring map fd is pollable: readable when data is available. EINTR (a signal) just
-    // returns so the caller can look at its stop flag.
-    pollfd p{task_fd_, POLLIN, 0};
+  // Mark the doorbell's earlier rings read, so that its fd polls readable only for a ring
+  // from now on. Before the look at the rings: a ring read here was rung after its
+  // message's head was published (acquire on producer_pos), so the look below sees that
+  // message.
+  doorbell_consumer_pos_->store(doorbell_producer_pos_->load(std::memory_order_acquire), std::memory_order_release);
+  if (!any_task_pending()) {
+    // The doorbell fd is readable while it holds a ring not marked read. EINTR (a signal)
+    // just returns so the caller can look at its stop flag.
+    pollfd p{doorbell_fd_, POLLIN, 0};
     (void)poll(&p, 1, static_cast<int>(timeout.count()));
   }
   __atomic_store_n(&wake_->user_sleeping, 0u, __ATOMIC_RELAXED);
@@ -283,8 +325,13 @@ std::size_t BpfChannel::pending_decision_bytes() const {
 }
 
 std::size_t BpfChannel::pending_bytes() const {
-  return producer_pos_->load(std::memory_order_acquire) -
-         consumer_pos_->load(std::memory_order_relaxed);
+  std::size_t n = 0;
+  for (std::uint32_t r = 0; r < nr_rings_; ++r) {
+    zernel_task_ring_pos& pos = positions_[r];
+    n += position(pos.head).load(std::memory_order_acquire) -
+         position(pos.tail).load(std::memory_order_relaxed);
+  }
+  return n * sizeof(TaskEvent);
 }
 
 }  // namespace zernel

@@ -1,26 +1,25 @@
-// The real channel: task events from the shim's BPF ring buffer, decisions into its BPF
-// user ring buffer. Both rings are read and written directly on their shared pages, without
+// The real channel: task events from the shim's per-CPU task rings, decisions into its BPF
+// user ring buffer. Both are read and written directly on their shared pages, without
 // libbpf's ring objects, and a batch at a time: each side publishes its position once per
-// batch, not once per record. Memory layout and protocol are the kernel's
-// (kernel/bpf/ringbuf.c, include/uapi/linux/bpf.h): a consumer position page, a producer
-// position page, then the data area mapped twice back to back, so that a record that runs
-// past the end of the area continues at its start through the second mapping and is read
-// and written as one contiguous block. Each record: an 8-byte header {u32 len | BUSY |
-// DISCARD, u32 pg_off}, then the sample, padded to 8 bytes. Positions are byte counts that
-// only grow (64-bit: they never wrap); position & mask is the offset in the data area.
+// batch, not once per record. Positions are counts that only grow (64-bit: they never
+// wrap); position & mask is the offset in the ring.
 //
-// Up ring (BPF_MAP_TYPE_RINGBUF), many BPF producers (ops.enqueue on any CPU), one consumer
-// (this thread). libbpf's ring_buffer__consume() publishes the consumer position after every
-// record and cannot stop at a batch limit (1.4 has no consume_n).
-//   page 0 (RW): consumer_pos   written only by us, read by BPF producers to find space.
-//   page 1 (RO): producer_pos   written by BPF producers (release), read by us (acquire).
-//   data (RO)
-// A producer reserves (advances producer_pos with the header's BUSY bit set, under the
-// ring's spinlock), fills the sample, then clears BUSY with an xchg (bpf_ringbuf_submit).
-// So producer_pos can run ahead of what is readable: we read each header with acquire and
-// stop at the first BUSY one (records are consumed in order). Records of a size other than
-// sizeof(TaskEvent) take a slow path and are counted (mismatched_records()): the shim and
-// this build disagree on the ABI.
+// Up rings (bpf_core/zernel_rings.bpf.h), one per possible CPU, each with one BPF producer
+// (ops.enqueue on that CPU) and one consumer (this thread): struct zernel_task_ring_pos per
+// CPU in the task_pos array, the messages in the task_slots array (slots per CPU, a power
+// of two, CPU after CPU), both BPF_F_MMAPABLE.
+//   task_pos (RW):  head  written by the CPU's producer (xchg: release), read by us (acquire).
+//                   tail  written only by us (release), read by the producer to find space.
+//   task_slots (RO): the messages, fixed-size, read in place.
+// The producer fills the slot at head, then publishes head + 1; we read head, copy the
+// slots up to it, then store the new tail once per ring per batch: the producer reuses a
+// slot only once tail has passed it. A batch takes from the rings in turn, starting after
+// the ring the previous batch stopped in, so that one busy CPU cannot hold back the others'
+// tasks. Each message is whole and of one size, so there is no header to check: open()
+// refuses maps whose value size is not sizeof(TaskEvent) (a shim built against another ABI).
+// The sleeping consumer polls task_doorbell, a BPF ring buffer that carries no data: a
+// producer rings it (a discarded record with BPF_RB_FORCE_WAKEUP) only when
+// wake->user_sleeping is set (see Wakeups).
 //
 // Down ring (BPF_MAP_TYPE_USER_RINGBUF), one producer (this thread), one BPF consumer
 // (bpf_user_ringbuf_drain in ops.dispatch; the kernel lets one CPU drain at a time).
@@ -45,10 +44,13 @@
 //
 // Wakeups: neither side sends a wakeup per record (each is an IPI, ~6 us in a VM). Before
 // blocking, this side sets wake->user_sleeping (or user_waiting_space) with a sequentially
-// consistent store and re-checks the ring; a BPF producer commits its record (an xchg, a full
-// barrier) and then reads the flag. One of the two always sees the other (Dekker's pattern),
-// so a record is never left unnoticed while this side sleeps.
+// consistent store and re-checks the rings; a BPF producer publishes its record (an xchg, a
+// full barrier) and then reads the flag. One of the two always sees the other (Dekker's
+// pattern), so a record is never left unnoticed while this side sleeps.
 #pragma once
+
+#include <bpf/libbpf.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstddef>
@@ -60,13 +62,43 @@
 
 namespace zernel {
 
+// The task rings' maps (bpf_core/zernel_rings.bpf.h) of a loaded BPF object.
+struct TaskRingMaps {
+  int positions_fd = -1;  // task_pos
+  int slots_fd = -1;      // task_slots
+  int doorbell_fd = -1;   // task_doorbell
+};
+
+// Messages per CPU's task ring for a budget of `ring_bytes` over `nr_cpus` rings: a power
+// of two, at least kMinTaskRingSlots, so that a burst of enqueues on one CPU (a thousand
+// hackbench tasks woken at once) still fits while the dispatcher is scheduled in.
+inline constexpr std::uint32_t kMinTaskRingSlots = 1024;
+std::uint32_t task_ring_slots(std::size_t ring_bytes, std::uint32_t nr_cpus);
+
+// Sizes the task rings of a BPF object before it is loaded, the same way for the shim, the
+// host test and the benchmark: `slots` messages (a power of two) for each of `nr_cpus`
+// CPUs, and a one-page doorbell. The BPF side reads `slots` from task_ring_slots.
+template <typename Skeleton>
+void size_task_rings(Skeleton* skel, std::uint32_t nr_cpus, std::uint32_t slots) {
+  skel->rodata->task_ring_slots = slots;
+  bpf_map__set_max_entries(skel->maps.task_pos, nr_cpus);
+  bpf_map__set_max_entries(skel->maps.task_slots, nr_cpus * slots);
+  bpf_map__set_max_entries(skel->maps.task_doorbell, static_cast<std::uint32_t>(sysconf(_SC_PAGESIZE)));
+}
+
+template <typename Skeleton>
+TaskRingMaps task_ring_maps(const Skeleton* skel) {
+  return {bpf_map__fd(skel->maps.task_pos), bpf_map__fd(skel->maps.task_slots),
+          bpf_map__fd(skel->maps.task_doorbell)};
+}
+
 class BpfChannel final : public Channel {
  public:
   // Maps the rings. `consumed` points into the shim's .bss: the count of task events taken
-  // from the ring, which the shim's stall timer watches. `wake` (also .bss) is where this
+  // from the rings, which the shim's stall timer watches. `wake` (also .bss) is where this
   // side announces that it is about to block, so that producers wake it only then.
   // Returns nullptr with *error set.
-  static std::unique_ptr<BpfChannel> open(int task_ring_fd, int decision_ring_fd,
+  static std::unique_ptr<BpfChannel> open(const TaskRingMaps& tasks, int decision_ring_fd,
                                           volatile std::uint64_t* consumed,
                                           zernel_wake_flags* wake, std::string* error);
   ~BpfChannel() override;
@@ -76,29 +108,38 @@ class BpfChannel final : public Channel {
   void wait_for_events(std::chrono::milliseconds timeout) override;
   void wait_for_space(std::chrono::milliseconds timeout) override;
 
-  // Bytes of task events waiting in the up ring.
+  // Bytes of task events waiting in the up rings.
   std::size_t pending_bytes() const;
   // Bytes of decisions waiting in the down ring for ops.dispatch to drain.
   std::size_t pending_decision_bytes() const;
-  // Task events whose record size was not sizeof(TaskEvent) (an ABI mismatch with the
-  // shim): delivered truncated or zero-padded, and counted here.
-  std::uint64_t mismatched_records() const { return mismatched_; }
+  std::uint32_t task_rings() const { return nr_rings_; }
+  std::uint32_t task_ring_slots() const { return slots_per_ring_; }
 
  private:
   BpfChannel() = default;
+  // True if any up ring holds a message (sequentially consistent loads: see wait_for_events).
+  bool any_task_pending() const;
 
-  int task_fd_ = -1;
+  int doorbell_fd_ = -1;
   int decision_fd_ = -1;
   std::size_t page_size_ = 0;
 
-  // Up ring (task events).
-  std::size_t mask_ = 0;  // data area size - 1 (a power of two)
-  std::atomic<unsigned long>* consumer_pos_ = nullptr;
-  const std::atomic<unsigned long>* producer_pos_ = nullptr;
-  const std::uint8_t* data_ = nullptr;
-  void* consumer_map_ = nullptr;
-  void* producer_map_ = nullptr;
-  std::size_t producer_map_len_ = 0;
+  // Up rings (task events).
+  std::uint32_t nr_rings_ = 0;
+  std::uint32_t slots_per_ring_ = 0;  // a power of two
+  zernel_task_ring_pos* positions_ = nullptr;  // nr_rings_ of them
+  const TaskEvent* slots_ = nullptr;           // nr_rings_ * slots_per_ring_ of them
+  std::uint32_t next_ring_ = 0;                // where the next batch starts taking
+  void* positions_map_ = nullptr;
+  std::size_t positions_map_len_ = 0;
+  void* slots_map_ = nullptr;
+  std::size_t slots_map_len_ = 0;
+  // The doorbell's positions (a BPF ring buffer's consumer and producer pages): only to
+  // mark its wakeup records read, so that its fd polls readable for new ones only.
+  std::atomic<unsigned long>* doorbell_consumer_pos_ = nullptr;
+  const std::atomic<unsigned long>* doorbell_producer_pos_ = nullptr;
+  void* doorbell_consumer_map_ = nullptr;
+  void* doorbell_producer_map_ = nullptr;
 
   // Down ring (decisions).
   std::size_t down_mask_ = 0;
@@ -116,7 +157,6 @@ class BpfChannel final : public Channel {
   volatile std::uint64_t* consumed_ = nullptr;
   zernel_wake_flags* wake_ = nullptr;
   std::uint64_t consumed_total_ = 0;
-  std::uint64_t mismatched_ = 0;
 };
 
 }  // namespace zernel

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "scheduler/bpf_channel.h"
 #include "zernel.skel.h"
 
 namespace zernel {
@@ -45,7 +46,7 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
   s->rodata->slice_dfl_ns = opts.slice_dfl_ns;
   s->rodata->stall_timeout_ns = opts.stall_timeout_ns;
   s->rodata->preempt_margin_ns = opts.slice_dfl_ns;
-  bpf_map__set_max_entries(s->maps.tasks, opts.task_ring_bytes);
+  size_task_rings(s, static_cast<std::uint32_t>(nr_cpus), task_ring_slots(opts.task_ring_bytes, static_cast<std::uint32_t>(nr_cpus)));
   bpf_map__set_max_entries(s->maps.decisions, opts.decision_ring_bytes);
   bpf_map__set_max_entries(s->maps.cpu_ctxs, static_cast<std::uint32_t>(nr_cpus));
 
@@ -124,7 +125,7 @@ std::span<const volatile CpuState> Shim::cpu_states() const {
   return {cpu_states_, static_cast<std::size_t>(nr_cpus_)};
 }
 
-int Shim::task_ring_fd() const { return bpf_map__fd(skel_->maps.tasks); }
+TaskRingMaps Shim::task_rings() const { return task_ring_maps(skel_); }
 int Shim::decision_ring_fd() const { return bpf_map__fd(skel_->maps.decisions); }
 
 volatile std::uint64_t* Shim::consumed_counter() {

@@ -19,12 +19,15 @@ struct bpf_link;
 
 namespace zernel {
 
+struct TaskRingMaps;
+
 struct ShimOptions {
   pid_t dispatcher_tid = 0;  // the dispatcher thread: dispatched in the kernel, served first
   pid_t agent_tgid = 0;      // the agent's other threads: dispatched in the kernel, served next
   std::uint64_t slice_dfl_ns = 5'000'000;   // slice of kernel-dispatched and fallback tasks
   std::uint64_t stall_timeout_ns = 250'000'000;  // no consumption this long: bypass
-  std::uint32_t task_ring_bytes = 4u << 20;      // power of two, >= page size
+  // The task rings' budget, split over the CPUs (task_ring_slots() in bpf_channel.h).
+  std::uint32_t task_ring_bytes = 4u << 20;
   std::uint32_t decision_ring_bytes = 1u << 20;  // power of two, >= page size
 };
 
@@ -41,7 +44,7 @@ class Shim {
   // Destroys the struct_ops link: the kernel unregisters the scheduler. Idempotent.
   void detach();
 
-  int task_ring_fd() const;
+  TaskRingMaps task_rings() const;
   int decision_ring_fd() const;
   volatile std::uint64_t* consumed_counter();
   zernel_wake_flags* wake_flags();

@@ -4,11 +4,11 @@
  * driven by SEC("syscall") programs that BPF_PROG_TEST_RUN can run on any kernel with
  * BPF, sched_ext or not.
  *
- * produce:      writes `count` struct zernel_task_msg, every field derived from the
- *               seed so that userspace can check each byte landed where it expects.
- * produce_odd:  one record of another size (ODD_SIZE bytes), as a shim built against
- *               another ABI would send, then one discarded 8-byte record (the shim's
- *               wakeup), which readers skip.
+ * produce:      writes `count` struct zernel_task_msg into this CPU's task ring with the
+ *               shim's own reserve and publish (zernel_rings.bpf.h), every field derived
+ *               from the seed so that userspace can check each byte landed where it
+ *               expects. A full ring refuses the rest, counted in nr_reserve_failed;
+ *               nr_rung counts the doorbell rings (wake.user_sleeping was set).
  * drain:        drains the decision ring with the shim's own drain (zernel_rings.bpf.h),
  *               given `slots` dispatch slots as ops.dispatch would be by the kernel (each
  *               decision takes one). Records every decision in seen[] from nr_seen on
@@ -30,6 +30,7 @@ struct produce_args {
 
 __u64 nr_produced;
 __u64 nr_reserve_failed;
+__u64 nr_rung;
 
 #define MAX_SEEN 4096 /* more than a 64 KiB decision ring holds: no drained sample is lost */
 struct zernel_decision seen[MAX_SEEN];
@@ -72,37 +73,18 @@ int produce(struct produce_args *args)
 	__u64 seed = args->seed;
 
 	bpf_for(i, 0, n) {
-		struct zernel_task_msg *m = bpf_ringbuf_reserve(&tasks, sizeof(*m), 0);
+		struct zernel_task_reservation r;
+		struct zernel_task_msg *m = zernel_task_reserve(&r);
 
 		if (!m) {
 			nr_reserve_failed++;
-			return 0;
+			continue;
 		}
 		fill(m, seed + i);
-		bpf_ringbuf_submit(m, 0);
+		if (zernel_task_publish(&r))
+			nr_rung++;
 		nr_produced++;
 	}
-	return 0;
-}
-
-#define ODD_SIZE 64
-
-SEC("syscall")
-int produce_odd(struct produce_args *args)
-{
-	__u32 *m = bpf_ringbuf_reserve(&tasks, ODD_SIZE, 0);
-	void *wake;
-
-	if (!m) {
-		nr_reserve_failed++;
-		return 0;
-	}
-	__builtin_memset(m, 0xab, ODD_SIZE);
-	m[0] = (__u32)args->seed; /* pid */
-	bpf_ringbuf_submit(m, 0);
-	wake = bpf_ringbuf_reserve(&tasks, 8, 0);
-	if (wake)
-		bpf_ringbuf_discard(wake, 0);
 	return 0;
 }
 

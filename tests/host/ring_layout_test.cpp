@@ -6,10 +6,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <iterator>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -92,13 +98,31 @@ class RingLayout : public ::testing::Test {
     ASSERT_EQ(geteuid(), 0u) << "host BPF tests load BPF programs: run them as root";
     skel_ = ring_layout_bpf__open();
     ASSERT_NE(skel_, nullptr);
-    bpf_map__set_max_entries(skel_->maps.tasks, task_ring_bytes_);
+    nr_cpus_ = libbpf_num_possible_cpus();
+    ASSERT_GT(nr_cpus_, 0);
+    // Producers run on the CPU of the thread that calls BPF_PROG_TEST_RUN: pinned, a test's
+    // messages share one ring, whose order is theirs.
+    ASSERT_TRUE(pin_to(0));
+    size_task_rings(skel_, static_cast<std::uint32_t>(nr_cpus_), kSlots);
     bpf_map__set_max_entries(skel_->maps.decisions, decision_ring_bytes_);
     ASSERT_EQ(ring_layout_bpf__load(skel_), 0) << "BPF load failed: " << std::strerror(errno);
     std::string error;
-    channel_ = BpfChannel::open(bpf_map__fd(skel_->maps.tasks), bpf_map__fd(skel_->maps.decisions),
-                                &consumed_, &wake_, &error);
+    channel_ = BpfChannel::open(task_ring_maps(skel_), bpf_map__fd(skel_->maps.decisions), &consumed_,
+                                &skel_->bss->wake, &error);
     ASSERT_NE(channel_, nullptr) << error;
+  }
+
+  static bool pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) == 0;
+  }
+
+  // Whether the doorbell's fd polls readable now.
+  bool doorbell_rung() {
+    pollfd p{bpf_map__fd(skel_->maps.task_doorbell), POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
   }
   void TearDown() override {
     channel_.reset();
@@ -109,12 +133,6 @@ class RingLayout : public ::testing::Test {
     ProduceArgs args{seed, count, 0};
     LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
     ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.produce), &opts), 0);
-  }
-
-  void produce_odd(std::uint64_t seed) {
-    ProduceArgs args{seed, 1, 0};
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
-    ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.produce_odd), &opts), 0);
   }
 
   // Drains with `slots` dispatch slots into seen[0..] and returns the number of samples the
@@ -143,12 +161,12 @@ class RingLayout : public ::testing::Test {
     EXPECT_EQ(skel_->bss->nr_malformed, 0u);
   }
 
-  std::uint32_t task_ring_bytes_ = 1u << 20;
+  static constexpr std::uint32_t kSlots = 1024;  // messages per CPU's task ring
   std::uint32_t decision_ring_bytes_ = 1u << 16;
+  int nr_cpus_ = 0;
   ring_layout_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
   volatile std::uint64_t consumed_ = 0;
-  zernel_wake_flags wake_{};
 };
 
 TEST_F(RingLayout, EveryFieldOfATaskMessageArrivesIntact) {
@@ -330,7 +348,7 @@ TEST_F(RingLayout, FullDecisionRingAcceptsPartOfABatchThenTheRestAfterADrain) {
   auto t0 = std::chrono::steady_clock::now();
   channel_->wait_for_space(std::chrono::milliseconds(60));
   EXPECT_GE(ms_since(t0), 40.0);
-  EXPECT_EQ(wake_.user_waiting_space, 0u);
+  EXPECT_EQ(skel_->bss->wake.user_waiting_space, 0u);
 
   // The drain skips the padding and returns the decisions only.
   drain_and_expect(out, 0, sent);
@@ -368,38 +386,137 @@ TEST_F(RingLayout, PartOfARingFreedAcceptsThatMuch) {
   drain_and_expect(out, first + more, rest);
 }
 
-TEST_F(RingLayout, TaskRecordsOfAnotherSizeAreZeroPaddedAndCounted) {
-  produce(500, 1);
-  produce_odd(777);  // a 64-byte record, then a discarded 8-byte one (a wakeup)
-  produce(501, 1);
-  std::vector<TaskEvent> got(8);
-  ASSERT_EQ(channel_->receive(got), 3u);  // the discarded record is skipped
-  const TaskEvent first = expected(500), last = expected(501);
-  EXPECT_EQ(std::memcmp(&got[0], &first, sizeof(TaskEvent)), 0);
-  EXPECT_EQ(std::memcmp(&got[2], &last, sizeof(TaskEvent)), 0);
-  EXPECT_EQ(got[1].pid, 777);
-  const auto* odd = reinterpret_cast<const std::uint8_t*>(&got[1]);
-  for (std::size_t i = 4; i < 64; ++i) EXPECT_EQ(odd[i], 0xab) << "byte " << i;
-  for (std::size_t i = 64; i < sizeof(TaskEvent); ++i) EXPECT_EQ(odd[i], 0) << "byte " << i;
-  EXPECT_EQ(channel_->mismatched_records(), 1u);
-  EXPECT_EQ(consumed_, 3u);
+TEST_F(RingLayout, FullTaskRingRefusesMessagesInsteadOfOverwritingThenWrapsAround) {
+  // The shim's congestion fallback relies on reserve failing when the consumer is behind.
+  produce(0, kSlots + 5);
+  EXPECT_EQ(skel_->bss->nr_produced, kSlots);
+  EXPECT_EQ(skel_->bss->nr_reserve_failed, 5u);
+  EXPECT_EQ(channel_->pending_bytes(), kSlots * sizeof(TaskEvent));
+  std::vector<TaskEvent> got(kSlots);
+  ASSERT_EQ(channel_->receive(std::span(got).first(100)), 100u);
+  // 100 slots freed: that many more fit, written over the first 100, past the ring's end.
+  produce(50000, 101);
+  EXPECT_EQ(skel_->bss->nr_reserve_failed, 6u);
+  ASSERT_EQ(channel_->receive(got), kSlots);
+  for (std::size_t i = 0; i < kSlots; ++i) {
+    const TaskEvent want = expected(i < kSlots - 100 ? 100 + i : 50000 + (i - (kSlots - 100)));
+    ASSERT_EQ(std::memcmp(&got[i], &want, sizeof(TaskEvent)), 0) << "message " << i;
+  }
+  EXPECT_EQ(consumed_, kSlots + 100u);
   EXPECT_EQ(channel_->pending_bytes(), 0u);
 }
 
-TEST_F(RingLayout, FullTaskRingRefusesReservationsInsteadOfOverwriting) {
-  // The shim's congestion fallback relies on reserve failing when the consumer is behind.
-  produce(0, 20000);  // 20000 * 112 bytes > 1 MiB
-  EXPECT_GT(skel_->bss->nr_reserve_failed, 0u);
-  std::vector<TaskEvent> got(512);
-  std::size_t total = 0, n;
-  std::uint64_t next = 0;
-  bool in_order = true;
+TEST_F(RingLayout, MessagesOfEveryCpuArriveAndABacklogIsTakenInTurns) {
+  ASSERT_GE(nr_cpus_, 2) << "this test needs two CPUs";
+  produce(1000, 200);  // CPU 0
+  ASSERT_TRUE(pin_to(1));
+  produce(2000, 200);  // CPU 1
+  ASSERT_TRUE(pin_to(0));
+  // A batch smaller than one CPU's backlog takes from that ring, the next from the other:
+  // one busy CPU cannot hold back another's tasks.
+  std::vector<TaskEvent> got(64);
+  std::vector<std::int32_t> pids;
+  std::size_t n;
+  std::vector<int> ring_of_batch;
   while ((n = channel_->receive(got)) > 0) {
-    for (std::size_t i = 0; i < n; ++i, ++next) in_order &= got[i].pid == static_cast<std::int32_t>(next + 1);
-    total += n;
+    ring_of_batch.push_back(got[0].pid >= 2001 ? 1 : 0);
+    for (std::size_t i = 0; i < n; ++i) pids.push_back(got[i].pid);
   }
-  EXPECT_EQ(total, skel_->bss->nr_produced);
-  EXPECT_TRUE(in_order);
+  ASSERT_EQ(pids.size(), 400u);
+  ASSERT_GE(ring_of_batch.size(), 4u);
+  EXPECT_NE(ring_of_batch[0], ring_of_batch[1]);
+  EXPECT_NE(ring_of_batch[1], ring_of_batch[2]);
+  // Each CPU's messages in the order it sent them, none lost or repeated.
+  std::vector<std::int32_t> cpu0, cpu1;
+  for (std::int32_t p : pids) (p >= 2001 ? cpu1 : cpu0).push_back(p);
+  ASSERT_EQ(cpu0.size(), 200u);
+  ASSERT_EQ(cpu1.size(), 200u);
+  for (std::int32_t i = 0; i < 200; ++i) {
+    ASSERT_EQ(cpu0[static_cast<std::size_t>(i)], expected(1000 + static_cast<std::uint64_t>(i)).pid);
+    ASSERT_EQ(cpu1[static_cast<std::size_t>(i)], expected(2000 + static_cast<std::uint64_t>(i)).pid);
+  }
+}
+
+TEST_F(RingLayout, ProducersRingTheDoorbellOnlyWhileTheConsumerSleeps) {
+  produce(1, 10);
+  EXPECT_EQ(skel_->bss->nr_rung, 0u);
+  EXPECT_FALSE(doorbell_rung());
+  skel_->bss->wake.user_sleeping = 1;  // as wait_for_events() announces it
+  produce(11, 1);
+  EXPECT_EQ(skel_->bss->nr_rung, 1u);
+  EXPECT_TRUE(doorbell_rung());
+  skel_->bss->wake.user_sleeping = 0;
+  // With messages waiting, a wait returns at once; it also marks the ring read...
+  auto t0 = std::chrono::steady_clock::now();
+  channel_->wait_for_events(std::chrono::milliseconds(10000));
+  EXPECT_LT(ms_since(t0), 5000.0);
+  EXPECT_FALSE(doorbell_rung());
+  std::vector<TaskEvent> got(64);
+  ASSERT_EQ(channel_->receive(got), 11u);
+  // ...so that with none waiting, an old ring does not end the next wait early.
+  t0 = std::chrono::steady_clock::now();
+  channel_->wait_for_events(std::chrono::milliseconds(200));
+  EXPECT_GE(ms_since(t0), 150.0);
+  EXPECT_EQ(skel_->bss->wake.user_sleeping, 0u);
+}
+
+TEST_F(RingLayout, ASleepingConsumerMissesNoMessageOfAProducerOnAnotherCpu) {
+  // Dekker's pattern of the wakeup protocol, exercised: a producer on CPU 1 sends bursts
+  // while this thread receives and sleeps in between. A missed wakeup shows as a wait that
+  // lasts its whole timeout with a message waiting, or as a message never received.
+  ASSERT_GE(nr_cpus_, 2) << "this test needs two CPUs";
+  // About 1 s of bursts 5 ms apart; a missed wakeup leaves a wait to its 500 ms timeout.
+  constexpr std::uint32_t kBursts = 200, kBurst = 3;
+  std::atomic<bool> done{false};
+  std::thread producer([&] {
+    (void)pin_to(1);
+    for (std::uint32_t b = 0; b < kBursts; ++b) {
+      ProduceArgs args{std::uint64_t{b} * kBurst, kBurst, 0};
+      LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+      (void)bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.produce), &opts);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    done = true;
+  });
+  std::vector<TaskEvent> got(64);
+  std::size_t total = 0, long_waits = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (total < kBursts * kBurst && std::chrono::steady_clock::now() < deadline) {
+    const std::size_t n = channel_->receive(got);
+    total += n;
+    if (n) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    channel_->wait_for_events(std::chrono::milliseconds(500));
+    if (ms_since(t0) >= 450.0 && !done) ++long_waits;
+  }
+  producer.join();
+  total += channel_->receive(got);
+  EXPECT_EQ(total, std::size_t{kBursts} * kBurst);
+  EXPECT_EQ(skel_->bss->nr_reserve_failed, 0u);
+  EXPECT_EQ(long_waits, 0u);
+  EXPECT_GT(skel_->bss->nr_rung, 0u);  // the consumer did sleep, and was woken
+}
+
+TEST_F(RingLayout, OpenRefusesTaskSlotsOfAnotherMessageSize) {
+  // A shim built against another ABI: its messages are not sizeof(TaskEvent).
+  LIBBPF_OPTS(bpf_map_create_opts, mopts, .map_flags = BPF_F_MMAPABLE);
+  const int odd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "odd_slots", 4, 64, static_cast<std::uint32_t>(nr_cpus_) * kSlots, &mopts);
+  ASSERT_GE(odd, 0) << std::strerror(errno);
+  TaskRingMaps maps = task_ring_maps(skel_);
+  maps.slots_fd = odd;
+  std::string error;
+  volatile std::uint64_t consumed = 0;
+  EXPECT_EQ(BpfChannel::open(maps, bpf_map__fd(skel_->maps.decisions), &consumed, &skel_->bss->wake, &error), nullptr);
+  EXPECT_NE(error.find("112-byte messages"), std::string::npos) << error;
+  EXPECT_NE(error.find("fix: rebuild"), std::string::npos) << error;
+  close(odd);
+}
+
+TEST(TaskRingSlots, SplitsTheBudgetOverTheCpusInPowersOfTwoWithAFloor) {
+  EXPECT_EQ(task_ring_slots(4u << 20, 2), 16384u);   // 18,724 a CPU, rounded down
+  EXPECT_EQ(task_ring_slots(4u << 20, 192), kMinTaskRingSlots);  // 195 a CPU: the floor
+  EXPECT_EQ(task_ring_slots(1u << 30, 1), 1u << 20);  // the cap: a u32 index
+  EXPECT_TRUE(std::has_single_bit(task_ring_slots(3u << 20, 3)));
 }
 
 }  // namespace
