@@ -173,7 +173,7 @@ class Bench {
     const int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) die("cannot count possible CPUs");
     // The shim's sizes (Shim::attach).
-    const std::uint32_t slots = zernel::task_ring_slots(task_ring_bytes, static_cast<std::uint32_t>(cpus));
+    const std::uint32_t slots = zernel::task_ring_slots_for(task_ring_bytes, static_cast<std::uint32_t>(cpus));
     zernel::size_task_rings(skel_, static_cast<std::uint32_t>(cpus), slots);
     bpf_map__set_max_entries(skel_->maps.baseline_tasks, task_ring_bytes);
     bpf_map__set_max_entries(skel_->maps.decisions, decision_ring_bytes);

@@ -53,9 +53,10 @@ bool map_info(int fd, bpf_map_info* info, const char* what, std::string* error) 
 
 }  // namespace
 
-std::uint32_t task_ring_slots(std::size_t ring_bytes, std::uint32_t nr_cpus) {
+std::uint32_t task_ring_slots_for(std::size_t ring_bytes, std::uint32_t nr_cpus) {
   const std::size_t per_cpu = ring_bytes / std::max<std::uint32_t>(nr_cpus, 1) / sizeof(TaskEvent);
-  // At most 2^20 slots a CPU (112 MiB): the map's index is a u32 of cpu * slots + slot.
+  // At most 2^20 slots (112 MiB) a CPU. With a u32 budget, nr_cpus * slots, the map's u32
+  // index, stays below 2^26 + nr_cpus * kMinTaskRingSlots.
   return static_cast<std::uint32_t>(std::bit_floor(std::clamp<std::size_t>(per_cpu, kMinTaskRingSlots, 1u << 20)));
 }
 

@@ -73,7 +73,7 @@ struct TaskRingMaps {
 // of two, at least kMinTaskRingSlots, so that a burst of enqueues on one CPU (a thousand
 // hackbench tasks woken at once) still fits while the dispatcher is scheduled in.
 inline constexpr std::uint32_t kMinTaskRingSlots = 1024;
-std::uint32_t task_ring_slots(std::size_t ring_bytes, std::uint32_t nr_cpus);
+std::uint32_t task_ring_slots_for(std::size_t ring_bytes, std::uint32_t nr_cpus);
 
 // Sizes the task rings of a BPF object before it is loaded, the same way for the shim, the
 // host test and the benchmark: `slots` messages (a power of two) for each of `nr_cpus`

@@ -26,7 +26,7 @@ struct ShimOptions {
   pid_t agent_tgid = 0;      // the agent's other threads: dispatched in the kernel, served next
   std::uint64_t slice_dfl_ns = 5'000'000;   // slice of kernel-dispatched and fallback tasks
   std::uint64_t stall_timeout_ns = 250'000'000;  // no consumption this long: bypass
-  // The task rings' budget, split over the CPUs (task_ring_slots() in bpf_channel.h).
+  // The task rings' budget, split over the CPUs (task_ring_slots_for() in bpf_channel.h).
   std::uint32_t task_ring_bytes = 4u << 20;
   std::uint32_t decision_ring_bytes = 1u << 20;  // power of two, >= page size
 };

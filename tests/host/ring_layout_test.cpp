@@ -513,10 +513,10 @@ TEST_F(RingLayout, OpenRefusesTaskSlotsOfAnotherMessageSize) {
 }
 
 TEST(TaskRingSlots, SplitsTheBudgetOverTheCpusInPowersOfTwoWithAFloor) {
-  EXPECT_EQ(task_ring_slots(4u << 20, 2), 16384u);   // 18,724 a CPU, rounded down
-  EXPECT_EQ(task_ring_slots(4u << 20, 192), kMinTaskRingSlots);  // 195 a CPU: the floor
-  EXPECT_EQ(task_ring_slots(1u << 30, 1), 1u << 20);  // the cap: a u32 index
-  EXPECT_TRUE(std::has_single_bit(task_ring_slots(3u << 20, 3)));
+  EXPECT_EQ(task_ring_slots_for(4u << 20, 2), 16384u);   // 18,724 a CPU, rounded down
+  EXPECT_EQ(task_ring_slots_for(4u << 20, 192), kMinTaskRingSlots);  // 195 a CPU: the floor
+  EXPECT_EQ(task_ring_slots_for(1u << 30, 1), 1u << 20);  // the cap: a u32 index
+  EXPECT_TRUE(std::has_single_bit(task_ring_slots_for(3u << 20, 3)));
 }
 
 }  // namespace
