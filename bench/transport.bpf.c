@@ -214,31 +214,61 @@ static __always_inline void fill(struct zernel_task_msg *msg, struct task_struct
 	tctx.in_user = 1;
 }
 
-SEC("syscall")
-int produce(struct produce_args *args)
+/* One message into this CPU's task ring (the shim's ops.enqueue); false if it is full. */
+static __always_inline bool produce_one(struct task_struct *p, __u32 clock, __u32 floor, __u32 legacy)
+{
+	struct zernel_task_reservation r;
+	struct zernel_task_msg *msg = zernel_task_reserve(&r);
+
+	if (!msg)
+		return false;
+	if (!floor)
+		fill(msg, p, shim_clock(clock));
+	/* The shim: no wakeup per message, the doorbell only for a sleeping consumer. */
+	if (zernel_task_publish(&r))
+		nr_rung++;
+	if (legacy)
+		zernel_ring_doorbell();
+	return true;
+}
+
+/* One message into baseline_tasks, as the shim sent it before its per-CPU rings. */
+static __always_inline bool produce_one_ringbuf(struct task_struct *p, __u32 clock, __u32 floor, __u32 legacy)
+{
+	struct zernel_task_msg *msg = bpf_ringbuf_reserve(&baseline_tasks, sizeof(*msg), 0);
+
+	if (!msg)
+		return false;
+	if (floor) {
+		bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
+		return true;
+	}
+	fill(msg, p, shim_clock(clock));
+	if (legacy) {
+		bpf_ringbuf_submit(msg, 0);
+		return true;
+	}
+	/* No IPI per message; submit is a full barrier, then the flag. */
+	bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
+	if (wake.user_sleeping) {
+		wake_baseline_consumer();
+		nr_rung++;
+	}
+	return true;
+}
+
+/* args->count messages, timed; @ringbuf is a constant at each call. */
+static __always_inline int produce_timed(struct produce_args *args, bool ringbuf)
 {
 	struct task_struct *p = bpf_get_current_task_btf();
-	__u32 i, n = args->count;
-	__u32 legacy = args->legacy;
-	__u32 clock = args->clock;
-	__u32 floor = args->variant == P_FLOOR;
+	__u32 i, clock = args->clock, floor = args->variant == P_FLOOR, legacy = args->legacy;
 	__u64 t0 = bpf_ktime_get_ns();
 
-	bpf_for(i, 0, n) {
-		struct zernel_task_reservation r;
-		struct zernel_task_msg *msg = zernel_task_reserve(&r);
-
-		if (!msg) {
+	bpf_for(i, 0, args->count) {
+		if (!(ringbuf ? produce_one_ringbuf(p, clock, floor, legacy) : produce_one(p, clock, floor, legacy))) {
 			nr_reserve_failed++;
 			break;
 		}
-		if (!floor)
-			fill(msg, p, shim_clock(clock));
-		/* The shim: no wakeup per message, the doorbell only for a sleeping consumer. */
-		if (zernel_task_publish(&r))
-			nr_rung++;
-		if (legacy)
-			zernel_ring_doorbell();
 		nr_produced++;
 	}
 	produce_ns += bpf_ktime_get_ns() - t0;
@@ -246,42 +276,15 @@ int produce(struct produce_args *args)
 }
 
 SEC("syscall")
+int produce(struct produce_args *args)
+{
+	return produce_timed(args, false);
+}
+
+SEC("syscall")
 int produce_ringbuf(struct produce_args *args)
 {
-	struct task_struct *p = bpf_get_current_task_btf();
-	__u32 i, n = args->count;
-	__u32 legacy = args->legacy;
-	__u32 clock = args->clock;
-	__u32 floor = args->variant == P_FLOOR;
-	__u64 t0 = bpf_ktime_get_ns();
-
-	bpf_for(i, 0, n) {
-		struct zernel_task_msg *msg = bpf_ringbuf_reserve(&baseline_tasks, sizeof(*msg), 0);
-
-		if (!msg) {
-			nr_reserve_failed++;
-			break;
-		}
-		if (floor) {
-			bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
-			nr_produced++;
-			continue;
-		}
-		fill(msg, p, shim_clock(clock));
-		if (legacy) {
-			bpf_ringbuf_submit(msg, 0);
-		} else {
-			/* No IPI per message; submit is a full barrier, then the flag. */
-			bpf_ringbuf_submit(msg, BPF_RB_NO_WAKEUP);
-			if (wake.user_sleeping) {
-				wake_baseline_consumer();
-				nr_rung++;
-			}
-		}
-		nr_produced++;
-	}
-	produce_ns += bpf_ktime_get_ns() - t0;
-	return 0;
+	return produce_timed(args, true);
 }
 
 struct drain_ctx {
