@@ -213,20 +213,35 @@ MlJobTracker::Entries::iterator MlJobTracker::load(int pid, const Entries* previ
   Entry e;
   e.ppid = st->ppid;
   e.start_time = st->start_time;
-  // kthreadd (2) and its children are kernel threads: no maps, no environ, never ML.
-  if (pid != 2 && st->ppid != 2) {
-    const Entries::const_iterator old =
-        previous != nullptr ? previous->find(pid) : Entries::const_iterator{};
-    const bool known_ml = previous != nullptr && old != previous->end() && old->second.ml &&
-                          old->second.start_time == st->start_time;
-    e.ml = known_ml || inspector_.is_ml_process(pid);
+  if (pid == 2 || st->ppid == 2) {
+    // kthreadd (2) and its children are kernel threads: no maps, no environ, never ML.
+    e.checked = true;
+    e.recheck_at = ~std::uint64_t{0};
+  } else if (previous != nullptr) {
+    const auto old = previous->find(pid);
+    if (old != previous->end() && old->second.start_time == st->start_time) {
+      e.ml = old->second.ml;
+      e.checked = old->second.checked;
+      e.recheck_gap = old->second.recheck_gap;
+      e.recheck_at = old->second.recheck_at;
+    }
   }
   return entries_.insert_or_assign(pid, e).first;
 }
 
+void MlJobTracker::check(int pid, Entry& e) {
+  if (e.checked && (e.ml || refreshes_ < e.recheck_at)) return;
+  e.ml = inspector_.is_ml_process(pid);
+  ++checks_;
+  e.recheck_gap = e.checked ? std::min(e.recheck_gap * 2, kMaxRecheckGap) : 1;
+  e.recheck_at = refreshes_ + e.recheck_gap;
+  e.checked = true;
+}
+
 std::optional<int> MlJobTracker::job_root(int pid) {
   // Walk up until the first ancestor whose root is already known (or the top), then hand
-  // roots down the chain: the topmost ML process seen from above wins.
+  // roots down the chain: the topmost ML process seen from above wins, so a process is
+  // checked only when no ancestor is ML.
   std::vector<std::pair<int, Entry*>> chain;
   int ancestor_root = -1;
   int cur = pid;
@@ -245,7 +260,10 @@ std::optional<int> MlJobTracker::job_root(int pid) {
   // invalidates iterators but never moves elements.
   int running = ancestor_root;
   for (auto e = chain.rbegin(); e != chain.rend(); ++e) {
-    if (running < 0 && e->second->ml) running = e->first;
+    if (running < 0) {
+      check(e->first, *e->second);
+      if (e->second->ml) running = e->first;
+    }
     e->second->root = running;
     e->second->root_known = true;
   }
@@ -255,6 +273,7 @@ std::optional<int> MlJobTracker::job_root(int pid) {
 }
 
 void MlJobTracker::refresh() {
+  ++refreshes_;
   Entries previous = std::move(entries_);
   entries_.clear();
   const std::vector<int> pids = inspector_.proc().pids();

@@ -191,6 +191,56 @@ TEST(MlJobTracker, RefreshSeesProcessesBecomeMlAndExit) {
   EXPECT_THAT(jobs.job_roots(), ElementsAre(200, 400, 500));
 }
 
+TEST(MlJobTracker, ANonMlProcessIsCheckedAgainAtGrowingGaps) {
+  FakeProc proc;
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  proc.AddProcess(800, 100, "python3", 1000, "/");
+  jobs.refresh();  // 1: checked, not ML; again at 2
+  jobs.refresh();  // 2: checked, not ML; again at 4
+  proc.Maps(800, {"/x/libtorch_cuda.so"});
+  jobs.refresh();  // 3: not due
+  EXPECT_EQ(jobs.job_root(800), std::nullopt);
+  jobs.refresh();  // 4: due
+  EXPECT_EQ(jobs.job_root(800), 800);
+
+  // The gap stops growing at 16 refreshes: a process that stays plain for long is still
+  // found within 16 refreshes of becoming ML.
+  proc.AddProcess(900, 100, "python3", 1000, "/");
+  for (int i = 0; i < 100; ++i) jobs.refresh();
+  proc.Maps(900, {"/x/libtorch_cuda.so"});
+  int refreshes = 0;
+  while (!jobs.job_root(900) && refreshes < 40) {
+    jobs.refresh();
+    ++refreshes;
+  }
+  EXPECT_GE(refreshes, 1);
+  EXPECT_LE(refreshes, 16);
+}
+
+TEST(MlJobTracker, ChecksNoProcessBelowAnMlAncestorAndBacksOffTheRest) {
+  FakeProc proc;
+  // A trainer with 20 workers, and 20 plain processes.
+  proc.AddProcess(700, 1, "python3", 1000, "/");
+  proc.Maps(700, {"/x/libtorch.so"});
+  for (int i = 0; i < 20; ++i) {
+    proc.AddProcess(701 + i, 700, "pt_data_worker", 1000, "/");
+    proc.AddProcess(801 + i, 1, "perf", 1000, "/");
+  }
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(jobs.job_root(701 + i), 700);
+  // 700 and the 20 plain ones, and the fake's own user processes (plain: 1, 100, 300; ML:
+  // 200, 400, 500); never a worker of 700 (nor 201, 202 of 200), nor a kernel thread.
+  constexpr std::uint64_t kPlain = 20 + 3;
+  EXPECT_EQ(jobs.checks(), kPlain + 1 + 3);
+  const std::uint64_t first = jobs.checks();
+  // Over 31 more refreshes a plain process is checked at refreshes 2, 4, 8, 16 and 32: 5
+  // times, instead of 31. The ML ones, not again.
+  for (int r = 0; r < 31; ++r) jobs.refresh();
+  EXPECT_EQ(jobs.checks() - first, 5 * kPlain);
+  EXPECT_EQ(jobs.job_root(720), 700);
+}
+
 TEST(MlJobTracker, ReusedPidIsReExamined) {
   FakeProc proc;
   MlJobTracker jobs{MlProcessInspector(proc.reader())};
