@@ -143,6 +143,11 @@ class Agent {
 
   Response on_status();
   Response on_policy(std::string_view name);
+  // The phase policy runs (or a switch to it is under way).
+  bool phase_active() {
+    std::lock_guard lock(mu_);
+    return policy_name_ == "phase";
+  }
   Response on_reload();
   Response on_trace(std::string_view secs, std::string_view file);
   Response on_phases();
@@ -416,7 +421,9 @@ void Agent::control_loop(Session& s, const std::atomic<bool>& done) {
     std::this_thread::sleep_for(tick);
     const auto now = Clock::now();
 
-    ml_->tick(now);
+    // The /proc scan serves the phase policy alone, and costs every process on the machine
+    // a read of its memory map now and then (ml_process.h): only while phase runs.
+    if (phase_active()) ml_->tick(now);
 
     if (reload_.exchange(false)) {
       Response r = on_reload();
@@ -527,7 +534,8 @@ Response Agent::on_status() {
                            " tasks (" + phases + "), " + std::to_string(ml.gpus) + " GPUs (" + ml.gpu_source +
                            "), snapshots " + std::to_string(ml.snapshots) + ", transitions " +
                            std::to_string(phase ? phase->transitions() : 0) + ", futex_waits=" +
-                           std::to_string(phase ? phase->futex_waits() : 0)});
+                           std::to_string(phase ? phase->futex_waits() : 0) +
+                           (policy == "phase" ? "" : ", monitor idle (it scans only under the phase policy)")});
 }
 
 Response Agent::on_policy(std::string_view name) {
@@ -541,9 +549,15 @@ Response Agent::on_policy(std::string_view name) {
   {
     std::lock_guard lock(mu_);
     old = policy_name_;
-    policy_name_ = std::string(name);
   }
   if (old == name) return Response::ok({"policy " + old + " is already running"});
+  // The phase policy starts with a current picture of the machine: the monitor has not
+  // scanned while another policy ran.
+  if (name == "phase") ml_->refresh();
+  {
+    std::lock_guard lock(mu_);
+    policy_name_ = std::string(name);
+  }
 
   const std::uint64_t in_flight = telemetry::in_flight(s->shim->read_stats());
   const std::uint64_t epoch = s->dispatcher->policy_epoch();
