@@ -153,7 +153,7 @@ struct zernel_cpu_state {
 /* Wakeup protocol (both rings). Producers skip the wakeup IPI unless the consumer says it
  * is about to sleep; see BpfChannel and ops.enqueue. Lives in the shim's .bss. */
 struct zernel_wake_flags {
-	__u32 user_sleeping;      /* dispatcher is (about to be) blocked on the task ring */
+	__u32 user_sleeping;      /* dispatcher is (about to be) blocked on the task rings' doorbell */
 	__u32 user_waiting_space; /* dispatcher is (about to be) blocked on a full decision ring */
 };
 

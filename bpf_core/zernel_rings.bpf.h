@@ -8,9 +8,9 @@
  * tasks:     per-CPU single-producer rings (ops.enqueue on that CPU) -> one userspace
  *            consumer. Two BPF_F_MMAPABLE arrays: task_pos, one struct zernel_task_ring_pos
  *            per CPU, and task_slots, task_ring_slots messages per CPU, back to back. Not a
- *            BPF_MAP_TYPE_RINGBUF: its reserve and submit cost ~54 ns a message on the host
+ *            BPF_MAP_TYPE_RINGBUF: its reserve and submit cost 44-54 ns a message on the host
  *            (two helper calls, the ring's spinlock with IRQs saved, an xchg to clear the
- *            busy bit) against ~17 ns here (bench/README.md, transport), and a CPU's
+ *            busy bit) against ~18 ns here (bench/README.md, transport), and a CPU's
  *            ops.enqueue never runs beside another on the same CPU (the rq lock is held with
  *            IRQs off), so one producer per ring needs no lock. task_doorbell, a small
  *            BPF_MAP_TYPE_RINGBUF that never carries data, is only what the sleeping

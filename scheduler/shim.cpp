@@ -46,7 +46,8 @@ std::unique_ptr<Shim> Shim::attach(const ShimOptions& opts, std::string* error) 
   s->rodata->slice_dfl_ns = opts.slice_dfl_ns;
   s->rodata->stall_timeout_ns = opts.stall_timeout_ns;
   s->rodata->preempt_margin_ns = opts.slice_dfl_ns;
-  size_task_rings(s, static_cast<std::uint32_t>(nr_cpus), task_ring_slots_for(opts.task_ring_bytes, static_cast<std::uint32_t>(nr_cpus)));
+  const auto cpus = static_cast<std::uint32_t>(nr_cpus);
+  size_task_rings(s, cpus, task_ring_slots_for(opts.task_ring_bytes, cpus));
   bpf_map__set_max_entries(s->maps.decisions, opts.decision_ring_bytes);
   bpf_map__set_max_entries(s->maps.cpu_ctxs, static_cast<std::uint32_t>(nr_cpus));
 
