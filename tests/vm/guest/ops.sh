@@ -46,6 +46,17 @@ for p in fifo fair fifo fair; do
   check "policy -> $p took effect" sh -c "zernelctl status | grep -q 'policy $p '"
   sleep 1
 done
+# The ML monitor's /proc scan serves the phase policy alone: idle under fair, a refresh at
+# the switch to phase, then one every gpu_poll_interval_ms (500).
+snaps() { zernelctl status | sed -n 's/.*snapshots \([0-9]*\),.*/\1/p'; }
+s0=$(snaps); sleep 2; s1=$(snaps)
+check "under fair the ML monitor is idle and says so (snapshots $s0 -> $s1)" \
+  sh -c "[ -n '$s0' ] && [ '$s0' = '$s1' ] && zernelctl status | grep -q 'monitor idle'"
+zernelctl policy phase >/dev/null
+s2=$(snaps); sleep 2; s3=$(snaps)
+check "a switch to phase refreshes it at once, then it scans (snapshots $s1 -> $s2 -> $s3)" \
+  sh -c "[ '$s2' -gt '$s1' ] && [ '$s3' -gt '$s2' ] && ! zernelctl status | grep -q 'monitor idle'"
+zernelctl policy fair >/dev/null
 out=$(zernelctl policy nosuch 2>&1); rc=$?
 echo "$out"
 check "unknown policy refused with a fix (rc=$rc)" sh -c "[ $rc = 1 ] && echo '$out' | grep -q 'fix:'"
