@@ -39,6 +39,8 @@ using Clock = std::chrono::steady_clock;
 using control::Response;
 
 constexpr std::string_view kVersion = "0.1.0";
+// The ML policy: the only one the ML monitor works for.
+constexpr std::string_view kPhasePolicy = "phase";
 constexpr std::size_t kTraceCapacity = 1u << 18;  // events per trace: 6 MiB, locked in memory
 
 struct Faults {
@@ -146,7 +148,7 @@ class Agent {
   // The phase policy runs (or a switch to it is under way).
   bool phase_active() {
     std::lock_guard lock(mu_);
-    return policy_name_ == "phase";
+    return policy_name_ == kPhasePolicy;
   }
   Response on_reload();
   Response on_trace(std::string_view secs, std::string_view file);
@@ -479,7 +481,7 @@ void Agent::publish_metrics(Session& s) {
   // CPU time per phase over the interval since the last publish, as the phase policy
   // charged it; all of it "unknown" while another policy runs.
   std::array<std::uint64_t, telemetry::kPhaseCount> cpu{};
-  if (const auto* phase = dynamic_cast<const PhasePolicy*>(s.find("phase"))) {
+  if (const auto* phase = dynamic_cast<const PhasePolicy*>(s.find(kPhasePolicy))) {
     m.phase_transitions_total = phase->transitions();
     for (std::size_t i = 0; i < telemetry::kPhaseCount; ++i) cpu[i] = phase->cpu_ns_in(static_cast<Phase>(i));
   }
@@ -522,7 +524,7 @@ Response Agent::on_status() {
     policy = policy_name_;
   }
   const MlMonitor::Counts ml = ml_->counts();
-  const auto* phase = dynamic_cast<const PhasePolicy*>(s->find("phase"));
+  const auto* phase = dynamic_cast<const PhasePolicy*>(s->find(kPhasePolicy));
   std::string phases;
   for (std::size_t i = 0; i < kPhaseCount; ++i)
     phases += std::string(i ? " " : "") + std::string(phase_name(static_cast<Phase>(i))) + "=" +
@@ -535,7 +537,7 @@ Response Agent::on_status() {
                            "), snapshots " + std::to_string(ml.snapshots) + ", transitions " +
                            std::to_string(phase ? phase->transitions() : 0) + ", futex_waits=" +
                            std::to_string(phase ? phase->futex_waits() : 0) +
-                           (policy == "phase" ? "" : ", monitor idle (it scans only under the phase policy)")});
+                           (policy == kPhasePolicy ? "" : ", monitor idle (it scans only under the phase policy)")});
 }
 
 Response Agent::on_policy(std::string_view name) {
@@ -553,7 +555,7 @@ Response Agent::on_policy(std::string_view name) {
   if (old == name) return Response::ok({"policy " + old + " is already running"});
   // The phase policy starts with a current picture of the machine: the monitor has not
   // scanned while another policy ran.
-  if (name == "phase") ml_->refresh();
+  if (name == kPhasePolicy) ml_->refresh();
   {
     std::lock_guard lock(mu_);
     policy_name_ = std::string(name);

@@ -41,6 +41,20 @@ constexpr std::size_t decision_bytes(std::size_t n) {
 // pg_off for user ring buffers; libbpf writes 0 too). Little-endian: len is the low word.
 constexpr std::uint64_t record_header(std::uint32_t len_and_flags) { return len_and_flags; }
 
+// Maps `len` bytes of a BPF map at `offset`; nullptr with *error naming `what` on failure.
+void* map_region(int fd, std::size_t len, int prot, std::size_t offset, const char* what, std::string* error) {
+  void* p = mmap(nullptr, len, prot, MAP_SHARED, fd, static_cast<off_t>(offset));
+  if (p != MAP_FAILED) return p;
+  *error = std::string("cannot map the ") + what + ": " + std::strerror(errno);
+  return nullptr;
+}
+
+// What userspace needs of a task ring map: an array it can map, of `value_size` entries.
+bool is_mmapable_array(const bpf_map_info& info, std::size_t value_size) {
+  return info.type == BPF_MAP_TYPE_ARRAY && (info.map_flags & BPF_F_MMAPABLE) && info.value_size == value_size &&
+         info.max_entries > 0;
+}
+
 bool map_info(int fd, bpf_map_info* info, const char* what, std::string* error) {
   std::uint32_t len = sizeof(*info);
   *info = bpf_map_info{};
@@ -74,8 +88,7 @@ std::unique_ptr<BpfChannel> BpfChannel::open(const TaskRingMaps& tasks, int deci
   // --- Up rings: positions RW (we write tail), messages RO.
   bpf_map_info info{};
   if (!map_info(tasks.positions_fd, &info, "task ring positions", error)) return nullptr;
-  if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE) ||
-      info.value_size != sizeof(zernel_task_ring_pos) || info.max_entries == 0) {
+  if (!is_mmapable_array(info, sizeof(zernel_task_ring_pos))) {
     *error = "the task ring positions are not an mmapable array of struct zernel_task_ring_pos "
              "(a shim built from another version); fix: rebuild the shim and the scheduler together";
     return nullptr;
@@ -83,8 +96,7 @@ std::unique_ptr<BpfChannel> BpfChannel::open(const TaskRingMaps& tasks, int deci
   ch->nr_rings_ = info.max_entries;
   if (!map_info(tasks.slots_fd, &info, "task ring slots", error)) return nullptr;
   const std::uint32_t slots = info.max_entries / ch->nr_rings_;
-  if (info.type != BPF_MAP_TYPE_ARRAY || !(info.map_flags & BPF_F_MMAPABLE) ||
-      info.value_size != sizeof(TaskEvent) || slots == 0 || !std::has_single_bit(slots) ||
+  if (!is_mmapable_array(info, sizeof(TaskEvent)) || !std::has_single_bit(slots) ||
       info.max_entries != slots * ch->nr_rings_) {
     *error = "the task ring slots are not an mmapable array of " + std::to_string(sizeof(TaskEvent)) +
              "-byte messages, a power of two per CPU (a shim built from another version); fix: rebuild "
@@ -94,22 +106,15 @@ std::unique_ptr<BpfChannel> BpfChannel::open(const TaskRingMaps& tasks, int deci
   ch->slots_per_ring_ = slots;
 
   ch->positions_map_len_ = page_round(std::size_t{ch->nr_rings_} * sizeof(zernel_task_ring_pos));
-  void* pos = mmap(nullptr, ch->positions_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, tasks.positions_fd, 0);
-  if (pos == MAP_FAILED) {
-    *error = std::string("cannot map the task ring positions: ") + std::strerror(errno);
-    return nullptr;
-  }
-  ch->positions_map_ = pos;
-  ch->positions_ = static_cast<zernel_task_ring_pos*>(pos);
+  ch->positions_map_ = map_region(tasks.positions_fd, ch->positions_map_len_, PROT_READ | PROT_WRITE, 0,
+                                  "task ring positions", error);
+  if (!ch->positions_map_) return nullptr;
+  ch->positions_ = static_cast<zernel_task_ring_pos*>(ch->positions_map_);
 
   ch->slots_map_len_ = page_round(std::size_t{ch->nr_rings_} * slots * sizeof(TaskEvent));
-  void* msgs = mmap(nullptr, ch->slots_map_len_, PROT_READ, MAP_SHARED, tasks.slots_fd, 0);
-  if (msgs == MAP_FAILED) {
-    *error = std::string("cannot map the task ring slots: ") + std::strerror(errno);
-    return nullptr;
-  }
-  ch->slots_map_ = msgs;
-  ch->slots_ = static_cast<const TaskEvent*>(msgs);
+  ch->slots_map_ = map_region(tasks.slots_fd, ch->slots_map_len_, PROT_READ, 0, "task ring slots", error);
+  if (!ch->slots_map_) return nullptr;
+  ch->slots_ = static_cast<const TaskEvent*>(ch->slots_map_);
 
   // --- Doorbell: a ring buffer's consumer page RW, the first page of its producer side RO.
   if (!map_info(tasks.doorbell_fd, &info, "task doorbell", error)) return nullptr;
@@ -117,21 +122,14 @@ std::unique_ptr<BpfChannel> BpfChannel::open(const TaskRingMaps& tasks, int deci
     *error = "the task doorbell is not a BPF_MAP_TYPE_RINGBUF";
     return nullptr;
   }
-  void* bell_cons = mmap(nullptr, ch->page_size_, PROT_READ | PROT_WRITE, MAP_SHARED, tasks.doorbell_fd, 0);
-  if (bell_cons == MAP_FAILED) {
-    *error = std::string("cannot map the task doorbell's consumer page: ") + std::strerror(errno);
-    return nullptr;
-  }
-  ch->doorbell_consumer_map_ = bell_cons;
-  ch->doorbell_consumer_pos_ = static_cast<std::atomic<unsigned long>*>(bell_cons);
-  void* bell_prod = mmap(nullptr, ch->page_size_, PROT_READ, MAP_SHARED, tasks.doorbell_fd,
-                         static_cast<off_t>(ch->page_size_));
-  if (bell_prod == MAP_FAILED) {
-    *error = std::string("cannot map the task doorbell's producer page: ") + std::strerror(errno);
-    return nullptr;
-  }
-  ch->doorbell_producer_map_ = bell_prod;
-  ch->doorbell_producer_pos_ = static_cast<const std::atomic<unsigned long>*>(bell_prod);
+  ch->doorbell_consumer_map_ = map_region(tasks.doorbell_fd, ch->page_size_, PROT_READ | PROT_WRITE, 0,
+                                          "task doorbell's consumer page", error);
+  if (!ch->doorbell_consumer_map_) return nullptr;
+  ch->doorbell_consumer_pos_ = static_cast<std::atomic<unsigned long>*>(ch->doorbell_consumer_map_);
+  ch->doorbell_producer_map_ = map_region(tasks.doorbell_fd, ch->page_size_, PROT_READ, ch->page_size_,
+                                          "task doorbell's producer page", error);
+  if (!ch->doorbell_producer_map_) return nullptr;
+  ch->doorbell_producer_pos_ = static_cast<const std::atomic<unsigned long>*>(ch->doorbell_producer_map_);
 
   // --- Down ring: consumer page RO (the kernel refuses a writable mapping of it), producer
   // page + data RW.
@@ -147,24 +145,17 @@ std::unique_ptr<BpfChannel> BpfChannel::open(const TaskRingMaps& tasks, int deci
   }
   ch->down_mask_ = down_len - 1;
 
-  void* dcons = mmap(nullptr, ch->page_size_, PROT_READ, MAP_SHARED, decision_ring_fd, 0);
-  if (dcons == MAP_FAILED) {
-    *error = std::string("cannot map the decision ring's consumer page: ") + std::strerror(errno);
-    return nullptr;
-  }
-  ch->down_consumer_map_ = dcons;
-  ch->down_consumer_pos_ = static_cast<const std::atomic<unsigned long>*>(dcons);
+  ch->down_consumer_map_ =
+      map_region(decision_ring_fd, ch->page_size_, PROT_READ, 0, "decision ring's consumer page", error);
+  if (!ch->down_consumer_map_) return nullptr;
+  ch->down_consumer_pos_ = static_cast<const std::atomic<unsigned long>*>(ch->down_consumer_map_);
 
   ch->down_producer_map_len_ = ch->page_size_ + 2 * down_len;
-  void* dprod = mmap(nullptr, ch->down_producer_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     decision_ring_fd, static_cast<off_t>(ch->page_size_));
-  if (dprod == MAP_FAILED) {
-    *error = std::string("cannot map the decision ring's data: ") + std::strerror(errno);
-    return nullptr;
-  }
-  ch->down_producer_map_ = dprod;
-  ch->down_producer_pos_ = static_cast<std::atomic<unsigned long>*>(dprod);
-  ch->down_data_ = static_cast<std::uint8_t*>(dprod) + ch->page_size_;
+  ch->down_producer_map_ = map_region(decision_ring_fd, ch->down_producer_map_len_, PROT_READ | PROT_WRITE,
+                                      ch->page_size_, "decision ring's data", error);
+  if (!ch->down_producer_map_) return nullptr;
+  ch->down_producer_pos_ = static_cast<std::atomic<unsigned long>*>(ch->down_producer_map_);
+  ch->down_data_ = static_cast<std::uint8_t*>(ch->down_producer_map_) + ch->page_size_;
   ch->down_consumer_seen_ = ch->down_consumer_pos_->load(std::memory_order_acquire);
   return ch;
 }
@@ -278,14 +269,14 @@ std::size_t BpfChannel::send(std::span<const Decision> in) {
   return n;
 }
 
-bool BpfChannel::any_task_pending() const {
+std::uint64_t BpfChannel::pending_messages(std::memory_order head_order) const {
+  std::uint64_t n = 0;
   for (std::uint32_t r = 0; r < nr_rings_; ++r) {
     zernel_task_ring_pos& pos = positions_[r];
-    if (position(pos.head).load(std::memory_order_seq_cst) !=
-        position(pos.tail).load(std::memory_order_relaxed))
-      return true;
+    // Only this thread writes tail: relaxed.
+    n += position(pos.head).load(head_order) - position(pos.tail).load(std::memory_order_relaxed);
   }
-  return false;
+  return n;
 }
 
 void BpfChannel::wait_for_events(std::chrono::milliseconds timeout) {
@@ -298,7 +289,7 @@ void BpfChannel::wait_for_events(std::chrono::milliseconds timeout) {
   // message's head was published (acquire on producer_pos), so the look below sees that
   // message.
   doorbell_consumer_pos_->store(doorbell_producer_pos_->load(std::memory_order_acquire), std::memory_order_release);
-  if (!any_task_pending()) {
+  if (pending_messages(std::memory_order_seq_cst) == 0) {
     // The doorbell fd is readable while it holds a ring not marked read. EINTR (a signal)
     // just returns so the caller can look at its stop flag.
     pollfd p{doorbell_fd_, POLLIN, 0};
@@ -326,13 +317,7 @@ std::size_t BpfChannel::pending_decision_bytes() const {
 }
 
 std::size_t BpfChannel::pending_bytes() const {
-  std::size_t n = 0;
-  for (std::uint32_t r = 0; r < nr_rings_; ++r) {
-    zernel_task_ring_pos& pos = positions_[r];
-    n += position(pos.head).load(std::memory_order_acquire) -
-         position(pos.tail).load(std::memory_order_relaxed);
-  }
-  return n * sizeof(TaskEvent);
+  return pending_messages(std::memory_order_acquire) * sizeof(TaskEvent);
 }
 
 }  // namespace zernel

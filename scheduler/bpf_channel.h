@@ -117,8 +117,9 @@ class BpfChannel final : public Channel {
 
  private:
   BpfChannel() = default;
-  // True if any up ring holds a message (sequentially consistent loads: see wait_for_events).
-  bool any_task_pending() const;
+  // Messages waiting in the up rings, each head read with `head_order` (wait_for_events
+  // needs seq_cst: see there).
+  std::uint64_t pending_messages(std::memory_order head_order) const;
 
   int doorbell_fd_ = -1;
   int decision_fd_ = -1;

@@ -87,19 +87,18 @@ void MlMonitor::refresh_locked(Clock::time_point now) {
   }
   const std::uint64_t all_gpus = snap->nr_gpus >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << snap->nr_gpus) - 1;
 
-  const ProcReader& proc = jobs_.inspector().proc();
+  // The processes as jobs_.refresh() just read them: no second pass over /proc.
   std::unordered_map<int, Proc> seen;
   seen.reserve(procs_.size());
-  for (int pid : proc.pids()) {
-    const auto st = proc.stat(pid);
-    if (!st) continue;  // exited meanwhile
+  for (const MlJobTracker::Process& st : jobs_.processes()) {
+    const int pid = st.pid;
     Proc p;
-    if (auto it = procs_.find(pid); it != procs_.end() && it->second.start_time == st->start_time)
+    if (auto it = procs_.find(pid); it != procs_.end() && it->second.start_time == st.start_time)
       p = std::move(it->second);
-    p.ppid = st->ppid;
+    p.ppid = st.ppid;
     p.root = jobs_.job_root(pid);
-    if (p.start_time != st->start_time || now - p.checked >= kRecheck) {
-      p.start_time = st->start_time;
+    if (p.start_time != st.start_time || now - p.checked >= kRecheck) {
+      p.start_time = st.start_time;
       p.checked = now;
       p.visible = p.root ? jobs_.inspector().visible_gpus(pid) : std::nullopt;
       p.nccl = p.root && jobs_.inspector().nccl_active(pid);

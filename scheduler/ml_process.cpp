@@ -215,27 +215,22 @@ MlJobTracker::Entries::iterator MlJobTracker::load(int pid, const Entries* previ
   e.start_time = st->start_time;
   if (pid == 2 || st->ppid == 2) {
     // kthreadd (2) and its children are kernel threads: no maps, no environ, never ML.
-    e.checked = true;
-    e.recheck_at = ~std::uint64_t{0};
+    e.verdict.checked = true;
+    e.verdict.recheck_at = ~std::uint64_t{0};
   } else if (previous != nullptr) {
     const auto old = previous->find(pid);
-    if (old != previous->end() && old->second.start_time == st->start_time) {
-      e.ml = old->second.ml;
-      e.checked = old->second.checked;
-      e.recheck_gap = old->second.recheck_gap;
-      e.recheck_at = old->second.recheck_at;
-    }
+    if (old != previous->end() && old->second.start_time == st->start_time) e.verdict = old->second.verdict;
   }
   return entries_.insert_or_assign(pid, e).first;
 }
 
-void MlJobTracker::check(int pid, Entry& e) {
-  if (e.checked && (e.ml || refreshes_ < e.recheck_at)) return;
-  e.ml = inspector_.is_ml_process(pid);
+void MlJobTracker::check(int pid, Verdict& v) {
+  if (v.checked && (v.ml || refreshes_ < v.recheck_at)) return;
+  v.ml = inspector_.is_ml_process(pid);
   ++checks_;
-  e.recheck_gap = e.checked ? std::min(e.recheck_gap * 2, kMaxRecheckGap) : 1;
-  e.recheck_at = refreshes_ + e.recheck_gap;
-  e.checked = true;
+  v.recheck_gap = v.checked ? std::min(v.recheck_gap * 2, kMaxRecheckGap) : 1;
+  v.recheck_at = refreshes_ + v.recheck_gap;
+  v.checked = true;
 }
 
 std::optional<int> MlJobTracker::job_root(int pid) {
@@ -261,8 +256,8 @@ std::optional<int> MlJobTracker::job_root(int pid) {
   int running = ancestor_root;
   for (auto e = chain.rbegin(); e != chain.rend(); ++e) {
     if (running < 0) {
-      check(e->first, *e->second);
-      if (e->second->ml) running = e->first;
+      check(e->first, e->second->verdict);
+      if (e->second->verdict.ml) running = e->first;
     }
     e->second->root = running;
     e->second->root_known = true;
@@ -279,6 +274,13 @@ void MlJobTracker::refresh() {
   const std::vector<int> pids = inspector_.proc().pids();
   for (int pid : pids) load(pid, &previous);
   for (int pid : pids) job_root(pid);
+}
+
+std::vector<MlJobTracker::Process> MlJobTracker::processes() const {
+  std::vector<Process> out;
+  out.reserve(entries_.size());
+  for (const auto& [pid, e] : entries_) out.push_back({pid, e.ppid, e.start_time});
+  return out;
 }
 
 std::vector<int> MlJobTracker::job_roots() const {

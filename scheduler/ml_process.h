@@ -142,6 +142,15 @@ class MlJobTracker {
   // good pace), not per window.
   void refresh();
 
+  // Every process as the last refresh() (and lookups since) read its stat, so that a
+  // caller walking them all need not read /proc again.
+  struct Process {
+    int pid = 0;
+    int ppid = 0;
+    std::uint64_t start_time = 0;
+  };
+  std::vector<Process> processes() const;
+
   // As of the last refresh() plus on-the-spot lookups, ascending.
   std::vector<int> job_roots() const;
   std::vector<int> job_members(int root) const;
@@ -155,13 +164,17 @@ class MlJobTracker {
   // default general.gpu_poll_interval_ms of 500.
   static constexpr std::uint32_t kMaxRecheckGap = 16;
 
-  struct Entry {
-    int ppid = 0;
-    std::uint64_t start_time = 0;
+  // Whether a process is ML, kept across refreshes while it is the same process.
+  struct Verdict {
     bool ml = false;
     bool checked = false;            // `ml` is a verdict, not a default
     std::uint32_t recheck_gap = 0;   // refreshes between its last two checks
     std::uint64_t recheck_at = 0;    // the refresh (refreshes_) of its next check, if not ML
+  };
+  struct Entry {
+    int ppid = 0;
+    std::uint64_t start_time = 0;
+    Verdict verdict;
     bool root_known = false;
     int root = -1;  // -1: in no job
   };
@@ -169,8 +182,8 @@ class MlJobTracker {
 
   // Reads the process's stat; keeps the verdict of `previous` if it is the same process.
   Entries::iterator load(int pid, const Entries* previous);
-  // Makes `e.ml` a verdict of this refresh's, unless a "not ML" is not due for a check.
-  void check(int pid, Entry& e);
+  // Makes `v.ml` a verdict of this refresh's, unless a "not ML" is not due for a check.
+  void check(int pid, Verdict& v);
 
   MlProcessInspector inspector_;
   Entries entries_;
