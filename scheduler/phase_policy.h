@@ -65,8 +65,9 @@
 // - Non-ML tasks are Unknown: CFS-like fair treatment, nothing else.
 //
 // Placement ([numa]): a task of a process bound to a GPU goes to an idle CPU of that GPU's
-// node, else the least loaded one there (running + queued, from the shim's per-CPU state,
-// plus what this batch already placed); on a single-node machine there is no choice to
+// node, else the least loaded one there (running + queued, from the shim's per-CPU state
+// as of the node's first placement in the batch, plus what this batch placed there since;
+// of up to 8 CPUs from the previous one on); on a single-node machine there is no choice to
 // make and the shim places every task. Other ML tasks stay on their previous CPU's node
 // when it has an idle CPU (memory_affinity: their memory is where they ran). Everything
 // else is placed by the shim (ZERNEL_CPU_ANY).
@@ -87,6 +88,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -168,31 +170,37 @@ class PhasePolicy final : public Policy {
   static std::uint64_t tier_top(const PolicyConfig& cfg);
 
   // Dispatcher thread / tests.
-  // 120 bytes, so that with the table's 8-byte timestamp a slot is two cache lines: the
-  // 8-byte fields first, the narrow ones packed at the end.
+  // 120 bytes, so that with the table's 8-byte timestamp a slot is two cache lines. The
+  // first line holds all that a decision reads of its waker's state (account(): job,
+  // last_gpu_sync_ns, last_fed_ns), so that the waker's prefetch is one line.
   struct TaskState {
+    // The slot's first line (after the table's timestamp): 56 bytes.
+    std::int32_t job = 0;         // job root when last seen; 0 = not an ML task
+    std::uint32_t win_futex = 0;  // the current window's
+    std::uint64_t last_gpu_sync_ns = 0;  // 0 = never
+    std::uint64_t last_fed_ns = 0;       // last hand-over with a GPU thread of its job
     std::uint64_t vruntime = 0;
     // The current window.
     std::uint64_t win_start = 0;
     std::uint64_t win_run_ns = 0;
     std::uint64_t win_iowait_ns = 0;
+    // The second line.
     std::uint64_t win_opt_burst_ns = 0;  // the burst of the last optimizer pattern
     // Across windows.
     std::uint64_t last_burst_ns = 0;
-    std::uint64_t last_gpu_sync_ns = 0;  // 0 = never
-    std::uint64_t last_fed_ns = 0;       // last hand-over with a GPU thread of its job
     std::uint64_t tenant_epoch = 0;
     std::uint64_t tier_key = 0;       // the last decision's, if it was a latency tier grant
     std::uint64_t tier_left_ns = 0;   // what is left of that grant's slice; 0 = none
     std::uint64_t last_event_ns = 0;  // for the runnable fraction; 0 = none yet
-    std::uint32_t win_futex = 0;      // the current window's
-    std::int32_t job = 0;             // job root when last seen; 0 = not an ML task
     std::uint32_t runnable_1024 = 1024;  // runnable fraction, in 1/1024ths
     bool win_opt_pattern = false;        // the current window's
     bool last_wakeup_was_sync = false;
     PhaseTracker tracker;
   };
   static_assert(sizeof(TaskState) <= 120, "a slot of the task table must stay two cache lines");
+  static_assert(offsetof(TaskState, job) < 56 && offsetof(TaskState, last_gpu_sync_ns) < 56 &&
+                    offsetof(TaskState, last_fed_ns) + sizeof(std::uint64_t) <= 56,
+                "what account() reads of a waker must stay in the slot's first line");
   const TaskState* task(std::int32_t pid) const { return tasks_.find(pid); }
   std::uint64_t slice() const { return slice_; }
 
@@ -205,7 +213,7 @@ class PhasePolicy final : public Policy {
   std::uint32_t effective_weight(const TaskEvent& ev, TaskState& st, const ProcessInfo* proc, Phase phase);
   void update_runnable(TaskState& st, const TaskEvent& ev, bool created) const;
   int place(const TaskEvent& ev, const ProcessInfo* proc);
-  int least_loaded(std::span<const int> cpus, int prefer, bool idle_only);
+  int least_loaded(std::size_t node, int prefer, bool idle_only);
   void report(const PhaseChange& c);
 
   PolicyConfig cfg_;
@@ -215,8 +223,23 @@ class PhasePolicy final : public Policy {
   std::span<const volatile CpuState> cpus_;
   SpscQueue<PhaseChange>* changes_;
   TaskTable<TaskState> tasks_;
-  std::vector<std::uint16_t> placed_;  // per CPU: tasks this batch put there
-  std::vector<std::uint32_t> index_in_node_;  // per CPU: its position in its node's list
+  std::vector<std::uint32_t> index_in_node_;  // per CPU: its position in its node's scan
+  // Placement (least_loaded()) looks at up to this many CPUs of a node.
+  static constexpr std::size_t kPlacementScan = 8;
+  static constexpr std::uint16_t kLoadCap = 0x7fff;  // loads saturate here
+  // A node's CPUs and their loads by position, each followed by its first
+  // kPlacementScan - 1 positions again (cyclically), so that a window starting anywhere is
+  // contiguous. A load is running + queued from the shim's per-CPU state as of the node's
+  // first placement in the batch, plus what the batch put there since.
+  struct NodeScan {
+    std::vector<int> cpus;
+    std::vector<std::uint16_t> load;
+    std::size_t size = 0;     // the node's CPUs
+    std::size_t cursor = 0;   // where a scan starts when the previous CPU is elsewhere
+    std::uint64_t batch = 0;  // the batch_seq_ `load` is of
+  };
+  std::vector<NodeScan> scan_of_node_;  // by node id
+  void refresh_loads(NodeScan& scan);
   // Per event of the last batch: its phase. Sized once for the largest batch (--batch).
   std::vector<std::uint8_t> batch_phases_ = std::vector<std::uint8_t>(kMaxBatch);
   std::size_t batch_size_ = 0;
@@ -234,7 +257,22 @@ class PhasePolicy final : public Policy {
   std::uint64_t tenant_epoch_ = 0;
   std::array<std::uint64_t, kMaxTenants> tenant_load_prev_{}, tenant_load_cur_{};
   std::uint64_t tenant_total_load_ = 0, tenant_total_gpus_ = 0;  // as of batch start
-  std::size_t scan_cursor_ = 0;  // where placement scans start when the previous CPU is elsewhere
+  // Each tenant's weight factor (effective_weight()) in 1/2^kScaleShift, computed at its
+  // first task in a batch. kMaxScale keeps weight * factor in 64 bits.
+  static constexpr unsigned kScaleShift = 16;
+  static constexpr std::uint64_t kMaxScale = std::uint64_t{1} << 40;
+  struct TenantScale {
+    std::uint64_t batch = 0;  // batch_seq_ of the batch it is for
+    std::uint64_t factor = 0;
+  };
+  std::uint64_t batch_seq_ = 0;         // batches decided, counting this one
+  std::uint64_t tenant_numerator_ = 0;  // as of batch start: see decide()
+  std::array<TenantScale, kMaxTenants> tenant_scale_{};
+  // This batch's evaluation window and (kOneTask << kWindowShift) / window, so that the
+  // runnable fraction's average needs no division (update_runnable()).
+  static constexpr unsigned kWindowShift = 32;
+  std::uint64_t window_ns_ = 1;
+  std::uint64_t window_inverse_ = 0;
 
   std::array<std::atomic<std::uint64_t>, kPhaseCount> by_phase_{}, cpu_by_phase_{};
   std::atomic<std::uint64_t> transitions_{0}, dropped_{0}, futex_waits_{0}, tier_grants_{0}, tier_refused_{0};

@@ -88,6 +88,13 @@ class TaskTable {
     if constexpr (sizeof(Slot) > 64) prefetch_line(p + 64);
   }
 
+  // The first cache line of that slot only: the timestamp and the state's first
+  // 64 - 8 bytes, for a caller that reads no more of it.
+  void prefetch_head(std::int32_t pid) const {
+    const std::size_t at = index_of(pid);
+    if (at != capacity_) prefetch_line(&slots_[at]);
+  }
+
   std::size_t capacity() const { return capacity_; }
   std::size_t size() const { return size_; }
   std::uint64_t recycled() const { return recycled_; }

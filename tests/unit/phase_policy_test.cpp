@@ -633,6 +633,42 @@ TEST(PhasePolicy, PlacesGpuProcessOnItsNode) {
   }
 }
 
+// A node wider than the placement window (8 CPUs): the window starts at the previous CPU,
+// wraps past the node's last CPU to its first, and a CPU outside it is not looked at.
+TEST(PhasePolicy, PlacementWindowWrapsAndStaysBounded) {
+  NodeMap m;  // node 0: CPUs 0..11, node 1: CPUs 12..15
+  m.cpus_of_node.resize(2);
+  for (int c = 0; c < 16; ++c) {
+    m.node_of_cpu.push_back(static_cast<std::int16_t>(c < 12 ? 0 : 1));
+    m.cpus_of_node[c < 12 ? 0 : 1].push_back(c);
+  }
+  Harness h(m);
+  h.cfg.nr_cpus = 16;
+  h.cpus.assign(16, CpuState{});
+  h.add(ml_proc(1000, 1000, /*node=*/0));
+  for (CpuState& c : h.cpus) {
+    c.busy = 1;
+    c.nr_queued = 3;
+  }
+  // From CPU 9 the window is 9, 10, 11, 0, 1, 2, 3, 4.
+  h.cpus[1].nr_queued = 1;  // the least loaded in the window, after the wrap
+  h.cpus[7].busy = 0;       // idle, but outside the window
+  h.cpus[7].nr_queued = 0;
+  TaskEvent ev = runnable(1000, 1000, kT0, 0);
+  ev.prev_cpu = 9;
+  EXPECT_EQ(h.decide(ev).cpu, 1);
+  // Two CPUs equally least loaded: the first in window order, 11 before 2.
+  h.cpus[11].nr_queued = 0;
+  h.cpus[2].nr_queued = 0;
+  ev.enq_ns += kMs;
+  EXPECT_EQ(h.decide(ev).cpu, 11);
+  // An idle CPU later in the window beats them.
+  h.cpus[3].busy = 0;
+  h.cpus[3].nr_queued = 0;
+  ev.enq_ns += kMs;
+  EXPECT_EQ(h.decide(ev).cpu, 3);
+}
+
 TEST(PhasePolicy, OneBatchDoesNotStackTasksOnOneIdleCpu) {
   Harness h(two_nodes());
   h.add(ml_proc(1000, 1000, 1));
