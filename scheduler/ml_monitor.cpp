@@ -9,8 +9,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Per-process facts that cost a file read (environ, maps, cgroup) are re-read this often;
-// a new pid (or a reused one: start time differs) is read at once.
+// A process's tenant (its comm, cgroup and uid: a process can be moved to another cgroup)
+// is re-read this often; a new pid (or a reused one: start time differs) is read at once.
+// GPUs and NCCL come from jobs_, which keeps what does not change for a process's life.
 constexpr auto kRecheck = std::chrono::seconds(2);
 
 std::uint64_t mask_of(const std::vector<int>& gpus, std::size_t nr_gpus) {
@@ -97,11 +98,11 @@ void MlMonitor::refresh_locked(Clock::time_point now) {
       p = std::move(it->second);
     p.ppid = st.ppid;
     p.root = jobs_.job_root(pid);
+    p.visible = p.root ? jobs_.visible_gpus(pid) : std::nullopt;
+    p.nccl = p.root && jobs_.nccl_active(pid);
     if (p.start_time != st.start_time || now - p.checked >= kRecheck) {
       p.start_time = st.start_time;
       p.checked = now;
-      p.visible = p.root ? jobs_.inspector().visible_gpus(pid) : std::nullopt;
-      p.nccl = p.root && jobs_.inspector().nccl_active(pid);
       p.tenant = cfg.multi_tenant.enabled ? tenants_->classify(pid) : Tenant{};
     }
     seen.emplace(pid, std::move(p));

@@ -78,7 +78,7 @@ class MlMonitor {
     std::optional<std::vector<int>> visible;  // CUDA_VISIBLE_DEVICES
     bool nccl = false;
     Tenant tenant;
-    std::chrono::steady_clock::time_point checked;
+    std::chrono::steady_clock::time_point checked;  // when `tenant` was read
   };
   struct TaskPhase {
     std::int32_t tgid = 0;

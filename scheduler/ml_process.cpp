@@ -178,7 +178,16 @@ bool cgroup_matches(std::string_view path, std::string_view prefix) {
 // ------------------------------------------------------------------------------------------
 // MlProcessInspector
 
-bool MlProcessInspector::is_ml_process(int pid) const {
+CudaDevices MlProcessInspector::cuda_devices(int pid) const {
+  CudaDevices cuda;
+  if (const auto value = proc_.environ_var(pid, "CUDA_VISIBLE_DEVICES")) {
+    cuda.set = true;
+    cuda.gpus = parse_cuda_visible_devices(*value);
+  }
+  return cuda;
+}
+
+bool MlProcessInspector::is_ml_process(int pid, const CudaDevices& cuda) const {
   if (!names_.empty()) {
     if (const auto st = proc_.stat(pid)) {
       for (const std::string& n : names_) {
@@ -186,14 +195,8 @@ bool MlProcessInspector::is_ml_process(int pid) const {
       }
     }
   }
-  if (proc_.environ_var(pid, "CUDA_VISIBLE_DEVICES")) return true;
+  if (cuda.set) return true;
   return proc_.maps_library(pid, kMlLibraryPrefixes);
-}
-
-std::optional<std::vector<int>> MlProcessInspector::visible_gpus(int pid) const {
-  const auto value = proc_.environ_var(pid, "CUDA_VISIBLE_DEVICES");
-  if (!value) return std::nullopt;
-  return parse_cuda_visible_devices(*value);
 }
 
 bool MlProcessInspector::nccl_active(int pid) const {
@@ -207,7 +210,14 @@ bool MlProcessInspector::nccl_active(int pid) const {
 // ------------------------------------------------------------------------------------------
 // MlJobTracker
 
-MlJobTracker::Entries::iterator MlJobTracker::load(int pid, const Entries* previous) {
+void MlJobTracker::Verdict::set(bool result, std::uint64_t refresh) {
+  yes = result;
+  recheck_gap = checked ? std::min(recheck_gap * 2, kMaxRecheckGap) : 1;
+  recheck_at = refresh + recheck_gap;
+  checked = true;
+}
+
+MlJobTracker::Entries::iterator MlJobTracker::load(int pid, Entries* previous) {
   const auto st = inspector_.proc().stat(pid);
   if (!st) return entries_.end();
   Entry e;
@@ -215,22 +225,49 @@ MlJobTracker::Entries::iterator MlJobTracker::load(int pid, const Entries* previ
   e.start_time = st->start_time;
   if (pid == 2 || st->ppid == 2) {
     // kthreadd (2) and its children are kernel threads: no maps, no environ, never ML.
-    e.verdict.checked = true;
-    e.verdict.recheck_at = ~std::uint64_t{0};
+    e.known.ml.checked = true;
+    e.known.ml.recheck_at = ~std::uint64_t{0};
   } else if (previous != nullptr) {
     const auto old = previous->find(pid);
-    if (old != previous->end() && old->second.start_time == st->start_time) e.verdict = old->second.verdict;
+    if (old != previous->end() && old->second.start_time == st->start_time) e.known = std::move(old->second.known);
   }
-  return entries_.insert_or_assign(pid, e).first;
+  return entries_.insert_or_assign(pid, std::move(e)).first;
 }
 
-void MlJobTracker::check(int pid, Verdict& v) {
-  if (v.checked && (v.ml || refreshes_ < v.recheck_at)) return;
-  v.ml = inspector_.is_ml_process(pid);
+MlJobTracker::Entries::iterator MlJobTracker::find(int pid) {
+  const auto it = entries_.find(pid);
+  return it != entries_.end() ? it : load(pid, nullptr);
+}
+
+const CudaDevices& MlJobTracker::cuda_devices(int pid, Entry& e) {
+  if (!e.known.cuda) {
+    e.known.cuda = inspector_.cuda_devices(pid);
+    ++environ_reads_;
+  }
+  return *e.known.cuda;
+}
+
+void MlJobTracker::check(int pid, Entry& e) {
+  if (!e.known.ml.due(refreshes_)) return;
+  e.known.ml.set(inspector_.is_ml_process(pid, cuda_devices(pid, e)), refreshes_);
   ++checks_;
-  v.recheck_gap = v.checked ? std::min(v.recheck_gap * 2, kMaxRecheckGap) : 1;
-  v.recheck_at = refreshes_ + v.recheck_gap;
-  v.checked = true;
+}
+
+std::optional<std::vector<int>> MlJobTracker::visible_gpus(int pid) {
+  const auto it = find(pid);
+  if (it == entries_.end()) return std::nullopt;
+  return cuda_devices(pid, it->second).gpus;
+}
+
+bool MlJobTracker::nccl_active(int pid) {
+  const auto it = find(pid);
+  if (it == entries_.end()) return false;
+  Verdict& v = it->second.known.nccl;
+  if (v.due(refreshes_)) {
+    v.set(inspector_.nccl_active(pid), refreshes_);
+    ++nccl_checks_;
+  }
+  return v.yes;
 }
 
 std::optional<int> MlJobTracker::job_root(int pid) {
@@ -241,8 +278,7 @@ std::optional<int> MlJobTracker::job_root(int pid) {
   int ancestor_root = -1;
   int cur = pid;
   for (int depth = 0; cur > 0 && depth < kMaxTreeDepth; ++depth) {
-    auto it = entries_.find(cur);
-    if (it == entries_.end()) it = load(cur, nullptr);
+    const auto it = find(cur);
     if (it == entries_.end()) break;  // exited, or above the top of the tree
     if (it->second.root_known) {
       ancestor_root = it->second.root;
@@ -256,8 +292,8 @@ std::optional<int> MlJobTracker::job_root(int pid) {
   int running = ancestor_root;
   for (auto e = chain.rbegin(); e != chain.rend(); ++e) {
     if (running < 0) {
-      check(e->first, e->second->verdict);
-      if (e->second->verdict.ml) running = e->first;
+      check(e->first, *e->second);
+      if (e->second->known.ml.yes) running = e->first;
     }
     e->second->root = running;
     e->second->root_known = true;

@@ -2,8 +2,9 @@
 // from /proc (under an injectable root, so tests use a fake tree).
 //
 // Control path only: everything here reads files and allocates. The policy asks about a
-// process once (results are cached by MlJobTracker) and re-scans every so often, never
-// per scheduling event.
+// process once (results are cached by MlJobTracker for the process's lifetime, or re-read
+// at growing gaps while they are "no") and re-scans every so often, never per scheduling
+// event.
 //
 // Reading another process's /proc/PID/environ and maps needs root (ptrace read access);
 // the scheduler runs as root. A file that cannot be read counts as "no evidence", never
@@ -82,6 +83,14 @@ bool comm_matches(std::string_view comm, std::string_view rule);
 // "/train" matches "/train" and "/train/job1", not "/training". "/" matches every path.
 bool cgroup_matches(std::string_view path, std::string_view prefix);
 
+// CUDA_VISIBLE_DEVICES of a process as read from /proc/PID/environ: the environment it
+// was started with, which setenv() does not change, so it is read once per process. (A
+// setproctitle-style rename may overwrite it later; the first read is then the better.)
+struct CudaDevices {
+  bool set = false;                      // in the environment, possibly empty
+  std::optional<std::vector<int>> gpus;  // parse_cuda_visible_devices; nullopt: unset, UUIDs
+};
+
 // The per-process questions.
 class MlProcessInspector {
  public:
@@ -89,16 +98,21 @@ class MlProcessInspector {
                               std::vector<std::string> ml_process_names = {})
       : proc_(std::move(proc)), names_(std::move(ml_process_names)) {}
 
+  // Reads /proc/PID/environ.
+  CudaDevices cuda_devices(int pid) const;
+
   // An ML process is one that
   //   1. has a name matching general.ml_process_names (checked first: cheapest), or
   //   2. was started with CUDA_VISIBLE_DEVICES in its environment (set or empty), or
   //   3. maps one of kMlLibraryPrefixes.
   // Rule 3 finds the usual PyTorch/TensorFlow trainer once it has imported the framework;
   // rules 1 and 2 cover the time before that and CUDA programs with other libraries.
-  bool is_ml_process(int pid) const;
+  // `cuda` is cuda_devices(pid), which a caller that asks again keeps rather than re-reads.
+  bool is_ml_process(int pid, const CudaDevices& cuda) const;
+  bool is_ml_process(int pid) const { return is_ml_process(pid, cuda_devices(pid)); }
 
   // GPUs named by CUDA_VISIBLE_DEVICES; nullopt when unset (all GPUs) or unknown (UUIDs).
-  std::optional<std::vector<int>> visible_gpus(int pid) const;
+  std::optional<std::vector<int>> visible_gpus(int pid) const { return cuda_devices(pid).gpus; }
 
   // libnccl mapped, or a thread whose name starts with "NCCL". Both can miss: PyTorch
   // wheels link NCCL statically into libtorch_cuda.so, and NCCL names its threads only
@@ -119,15 +133,17 @@ class MlProcessInspector {
 // and its ranks and their workers are one job; a process with no ML ancestor-or-self is
 // in no job.
 //
-// Verdicts are cached per pid. "Is ML" is kept across refreshes while the pid's start
-// time is unchanged (a process does not unload its framework). "Is not ML" is checked
-// again, since a trainer maps libtorch only after it starts, but at growing gaps: at the
-// next refresh, then 2, 4, 8 and at most kMaxRecheckGap refreshes later. Each check reads
-// the process's environ and maps (the kernel walks its memory map under its mmap lock):
-// done for every process on every refresh, it cost `perf bench sched messaging`, whose 160
-// processes map ~100 regions each, 2.97 s against 2.02 s without the monitor in one VM
-// boot (EEVDF 1.74). A process below an ML ancestor is in that job whatever it maps, so it
-// is not checked at all.
+// What it reads is cached per process (pid and start time: pids are reused) and dropped
+// when a refresh no longer lists the pid. "Is ML" and "runs NCCL" are kept for the
+// process's life once true (a process does not unload its framework or NCCL). "No" is
+// checked again, since a trainer maps libtorch only after it starts and libnccl only at
+// init_process_group, but at growing gaps: at the next refresh, then 2, 4, 8 and at most
+// kMaxRecheckGap refreshes later. Each check reads the process's maps (the kernel walks
+// its memory map under its mmap lock; a trainer maps thousands of regions): done for every
+// process on every refresh, it cost `perf bench sched messaging`, whose 160 processes map
+// ~100 regions each, 2.97 s against 2.02 s without the monitor in one VM boot (EEVDF
+// 1.74). CUDA_VISIBLE_DEVICES is read from environ once per process. A process below an ML
+// ancestor is in that job whatever it maps, so it is not checked for ML at all.
 class MlJobTracker {
  public:
   explicit MlJobTracker(MlProcessInspector inspector) : inspector_(std::move(inspector)) {}
@@ -137,10 +153,17 @@ class MlJobTracker {
   std::optional<int> job_root(int pid);
 
   // Re-reads every process under the /proc root and recomputes all jobs. Cost: one stat
-  // per process plus, for each process not already known to be ML, its environ and maps;
-  // call it every few hundred milliseconds at most (general.gpu_poll_interval_ms is a
-  // good pace), not per window.
+  // per process plus, for each process due for an ML check, its maps (and its environ, the
+  // first time); call it every few hundred milliseconds at most
+  // (general.gpu_poll_interval_ms is a good pace), not per window.
   void refresh();
+
+  // MlProcessInspector::visible_gpus of `pid`, from the environ read once per process.
+  std::optional<std::vector<int>> visible_gpus(int pid);
+  // MlProcessInspector::nccl_active of `pid` (maps and thread names), kept once true and
+  // checked again at growing gaps while false, like "not ML". Meant for the processes of
+  // a job, once per refresh; false for a pid that has exited.
+  bool nccl_active(int pid);
 
   // Every process as the last refresh() (and lookups since) read its stat, so that a
   // caller walking them all need not read /proc again.
@@ -156,39 +179,57 @@ class MlJobTracker {
   std::vector<int> job_members(int root) const;
 
   const MlProcessInspector& inspector() const { return inspector_; }
-  // Processes inspected (environ, maps) so far: what the tracker costs.
+  // What the tracker costs, so far: ML checks (maps), NCCL checks (maps, thread names)
+  // and environ reads.
   std::uint64_t checks() const { return checks_; }
+  std::uint64_t nccl_checks() const { return nccl_checks_; }
+  std::uint64_t environ_reads() const { return environ_reads_; }
 
  private:
   // At most this many refreshes between two checks of a process found not ML: 8 s at the
   // default general.gpu_poll_interval_ms of 500.
   static constexpr std::uint32_t kMaxRecheckGap = 16;
 
-  // Whether a process is ML, kept across refreshes while it is the same process.
+  // A yes/no about a process that stays yes once it is: a "no" is checked again at the
+  // next refresh, then 2, 4, ... kMaxRecheckGap refreshes later.
   struct Verdict {
-    bool ml = false;
-    bool checked = false;            // `ml` is a verdict, not a default
+    bool yes = false;
+    bool checked = false;            // `yes` is a verdict, not a default
     std::uint32_t recheck_gap = 0;   // refreshes between its last two checks
-    std::uint64_t recheck_at = 0;    // the refresh (refreshes_) of its next check, if not ML
+    std::uint64_t recheck_at = 0;    // the refresh (refreshes_) of its next check, if no
+
+    bool due(std::uint64_t refresh) const { return !checked || (!yes && refresh >= recheck_at); }
+    void set(bool result, std::uint64_t refresh);
+  };
+  // What is kept across refreshes while it is the same process.
+  struct Known {
+    Verdict ml;
+    Verdict nccl;
+    std::optional<CudaDevices> cuda;  // read on first use
   };
   struct Entry {
     int ppid = 0;
     std::uint64_t start_time = 0;
-    Verdict verdict;
+    Known known;
     bool root_known = false;
     int root = -1;  // -1: in no job
   };
   using Entries = std::unordered_map<int, Entry>;
 
-  // Reads the process's stat; keeps the verdict of `previous` if it is the same process.
-  Entries::iterator load(int pid, const Entries* previous);
-  // Makes `v.ml` a verdict of this refresh's, unless a "not ML" is not due for a check.
-  void check(int pid, Verdict& v);
+  // Reads the process's stat; takes what is known from `previous` if it is the same process.
+  Entries::iterator load(int pid, Entries* previous);
+  // The entry of `pid`, loaded on the spot if the last refresh did not see it.
+  Entries::iterator find(int pid);
+  // Makes `e.known.ml` a verdict of this refresh's, unless a "not ML" is not due for a check.
+  void check(int pid, Entry& e);
+  const CudaDevices& cuda_devices(int pid, Entry& e);
 
   MlProcessInspector inspector_;
   Entries entries_;
   std::uint64_t refreshes_ = 0;
   std::uint64_t checks_ = 0;
+  std::uint64_t nccl_checks_ = 0;
+  std::uint64_t environ_reads_ = 0;
 };
 
 // Tenant of a process, from [multi_tenant]: the first rule whose given fields all match.

@@ -253,6 +253,131 @@ TEST(MlJobTracker, ReusedPidIsReExamined) {
   EXPECT_EQ(jobs.job_root(400), std::nullopt);
 }
 
+// What the monitor asks every refresh of every process in a job.
+void AskLikeTheMonitor(MlJobTracker& jobs) {
+  for (int root : jobs.job_roots()) {
+    for (int pid : jobs.job_members(root)) {
+      jobs.visible_gpus(pid);
+      jobs.nccl_active(pid);
+    }
+  }
+}
+
+TEST(MlJobTracker, ReadsEnvironOncePerProcess) {
+  FakeProc proc;
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  AskLikeTheMonitor(jobs);
+  // Checked for ML: 1, 100, 300 (plain), 200, 400, 500; asked for GPUs: 201, 202 too.
+  EXPECT_EQ(jobs.environ_reads(), 8u);
+  // 40 more refreshes re-check the plain ones for ML a few times and ask about every job
+  // member each time, but environ is never read again.
+  for (int r = 0; r < 40; ++r) {
+    jobs.refresh();
+    AskLikeTheMonitor(jobs);
+    ASSERT_EQ(jobs.visible_gpus(200), (std::vector<int>{1, 3}));
+    ASSERT_EQ(jobs.visible_gpus(201), std::nullopt);  // no environ of its own
+  }
+  EXPECT_EQ(jobs.environ_reads(), 8u);
+  EXPECT_GT(jobs.checks(), 6u);  // the plain ones were re-checked, from the kept environ
+}
+
+TEST(MlJobTracker, AReusedPidIsReadAgain) {
+  FakeProc proc;
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  EXPECT_EQ(jobs.visible_gpus(200), (std::vector<int>{1, 3}));
+  EXPECT_TRUE(jobs.nccl_active(200));
+  const std::uint64_t environ_reads = jobs.environ_reads();
+  const std::uint64_t nccl_checks = jobs.nccl_checks();
+
+  // The trainer exits and its pid comes back as another trainer, on GPU 0, without NCCL.
+  proc.Remove(200);
+  proc.AddProcess(200, 100, "python3", 1000, "/", /*start_time=*/5000);
+  proc.Environ(200, {"CUDA_VISIBLE_DEVICES=0"});
+  jobs.refresh();
+  EXPECT_EQ(jobs.visible_gpus(200), (std::vector<int>{0}));
+  EXPECT_FALSE(jobs.nccl_active(200));
+  EXPECT_EQ(jobs.environ_reads(), environ_reads + 1);
+  EXPECT_EQ(jobs.nccl_checks(), nccl_checks + 1);
+}
+
+TEST(MlJobTracker, ATrueNcclVerdictIsNotCheckedAgain) {
+  FakeProc proc;
+  proc.AddProcess(600, 1, "python3", 1000, "/");
+  proc.Maps(600, {"/x/libtorch_cuda.so", "/x/libnccl.so.2"});
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  EXPECT_TRUE(jobs.nccl_active(200));  // its "NCCL Progress" thread
+  EXPECT_TRUE(jobs.nccl_active(600));  // libnccl mapped
+  EXPECT_EQ(jobs.nccl_checks(), 2u);
+  for (int r = 0; r < 40; ++r) {
+    jobs.refresh();
+    ASSERT_TRUE(jobs.nccl_active(200));
+    ASSERT_TRUE(jobs.nccl_active(600));
+  }
+  EXPECT_EQ(jobs.nccl_checks(), 2u);
+}
+
+TEST(MlJobTracker, AFalseNcclVerdictIsCheckedAtGrowingGaps) {
+  FakeProc proc;
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  // The worker 201 runs no NCCL; asked once per refresh, it is checked at refreshes 1, 2,
+  // 4, 8, 16 and then every 16.
+  std::vector<int> checked_at;
+  for (int r = 1; r <= 64; ++r) {
+    jobs.refresh();
+    const std::uint64_t before = jobs.nccl_checks();
+    ASSERT_FALSE(jobs.nccl_active(201));
+    if (jobs.nccl_checks() != before) checked_at.push_back(r);
+  }
+  EXPECT_THAT(checked_at, ElementsAre(1, 2, 4, 8, 16, 32, 48, 64));
+
+  // It calls init_process_group: found within 16 refreshes, and not checked after that.
+  proc.Maps(201, {"/x/libtorch_cuda.so", "/x/libnccl.so.2"});
+  int refreshes = 0;
+  do {
+    jobs.refresh();
+    ++refreshes;
+  } while (!jobs.nccl_active(201) && refreshes < 40);
+  EXPECT_EQ(refreshes, 16);  // the last check was at 64, the next is due at 80
+  const std::uint64_t checks = jobs.nccl_checks();
+  for (int r = 0; r < 40; ++r) {
+    jobs.refresh();
+    ASSERT_TRUE(jobs.nccl_active(201));
+  }
+  EXPECT_EQ(jobs.nccl_checks(), checks);
+}
+
+TEST(MlJobTracker, ForgetsProcessesThatExited) {
+  FakeProc proc;
+  // A trainer with no children (whose view of their job would change when it exits).
+  proc.AddProcess(600, 1, "python3", 1000, "/");
+  proc.Environ(600, {"CUDA_VISIBLE_DEVICES=1"});
+  proc.Thread(600, 610, "NCCL Progress");
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  ASSERT_EQ(jobs.visible_gpus(600), (std::vector<int>{1}));
+  ASSERT_TRUE(jobs.nccl_active(600));
+  const std::uint64_t environ_reads = jobs.environ_reads();
+  const std::uint64_t nccl_checks = jobs.nccl_checks();
+
+  proc.Remove(600);
+  jobs.refresh();
+  for (const MlJobTracker::Process& p : jobs.processes()) EXPECT_NE(p.pid, 600);
+  EXPECT_FALSE(jobs.nccl_active(600));
+
+  // Seen by its reads: a process with the same pid and, unlike a real one, the same start
+  // time is read afresh, so nothing of the old one was kept.
+  proc.AddProcess(600, 1, "python3", 1000, "/");
+  proc.Environ(600, {"CUDA_VISIBLE_DEVICES=2"});
+  jobs.refresh();
+  EXPECT_EQ(jobs.visible_gpus(600), (std::vector<int>{2}));
+  EXPECT_FALSE(jobs.nccl_active(600));
+  EXPECT_EQ(jobs.environ_reads(), environ_reads + 1);
+  EXPECT_EQ(jobs.nccl_checks(), nccl_checks + 1);
+}
+
 TEST(Matching, CommAndCgroup) {
   EXPECT_TRUE(comm_matches("python3", "python"));
   EXPECT_TRUE(comm_matches("python", "python"));
