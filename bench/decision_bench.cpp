@@ -317,24 +317,17 @@ void BM_Decision(benchmark::State& state, const char* policy_name) {
     state.SkipWithError(("heap allocation on the hot path: " + std::to_string(allocations)).c_str());
 }
 
-BENCHMARK_CAPTURE(BM_Decision, fair, "fair")
-    ->ArgName("tasks")
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Arg(65536)
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Decision, fifo, "fifo")
-    ->ArgName("tasks")
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Arg(65536)
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Decision, phase, "phase")
-    ->ArgName("tasks")
-    ->Arg(1000)
-    ->Arg(10000)
-    ->Arg(65536)
-    ->Unit(benchmark::kMicrosecond);
+// With --benchmark_repetitions, a "min" aggregate beside Google Benchmark's median: on a
+// shared host another tenant's memory traffic adds to some repetitions, never subtracts.
+double smallest(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
+
+void DecisionArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("tasks")->Arg(1000)->Arg(10000)->Arg(65536)->Unit(benchmark::kMicrosecond)->ComputeStatistics("min", smallest);
+}
+
+BENCHMARK_CAPTURE(BM_Decision, fair, "fair")->Apply(DecisionArgs);
+BENCHMARK_CAPTURE(BM_Decision, fifo, "fifo")->Apply(DecisionArgs);
+BENCHMARK_CAPTURE(BM_Decision, phase, "phase")->Apply(DecisionArgs);
 
 }  // namespace
 

@@ -2,7 +2,7 @@
 # The whole benchmark suite, one command (as root, on the host):
 #   sudo bench/run-all.sh
 # 1. builds (tools/build.sh)
-# 2. decision path: build/bench/decision_bench, 3 repetitions        -> decision.json
+# 2. decision path: build/bench/decision_bench, 5 repetitions        -> decision.json
 # 3. transport on this kernel: build/bench/transport_bench, 3 runs   -> transport.md
 # 4. EEVDF vs. zernel in one VM boot, 3 interleaved rounds, plus the
 #    latency agreement with runqlat (bench/vm/run.sh)                -> vm-compare.log, raw/
@@ -40,8 +40,8 @@ build=${ZERNEL_BUILD_DIR:-$top/build}
   echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/environment.txt"
 
-step "decision path (decision_bench, 3 repetitions)"
-"$build/bench/decision_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+step "decision path (decision_bench, 5 repetitions)"
+"$build/bench/decision_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   --benchmark_out="$out/decision.json" --benchmark_out_format=json >"$out/decision.txt" 2>&1
 
 step "transport (transport_bench, 3 runs)"
