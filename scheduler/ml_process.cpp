@@ -223,13 +223,19 @@ MlJobTracker::Entries::iterator MlJobTracker::load(int pid, Entries* previous) {
   Entry e;
   e.ppid = st->ppid;
   e.start_time = st->start_time;
+  e.comm = st->comm;
   if (pid == 2 || st->ppid == 2) {
     // kthreadd (2) and its children are kernel threads: no maps, no environ, never ML.
     e.known.ml.checked = true;
     e.known.ml.recheck_at = ~std::uint64_t{0};
   } else if (previous != nullptr) {
     const auto old = previous->find(pid);
-    if (old != previous->end() && old->second.start_time == st->start_time) e.known = std::move(old->second.known);
+    // The same process: pid and start time (pids are reused) and name. An exec keeps the
+    // first two but replaces the environment and the maps (a shell's fork reads as the
+    // shell until it execs the trainer); what changes with it is the name. A process that
+    // renames itself is read again once, which costs one read.
+    if (old != previous->end() && old->second.start_time == st->start_time && old->second.comm == st->comm)
+      e.known = std::move(old->second.known);
   }
   return entries_.insert_or_assign(pid, std::move(e)).first;
 }

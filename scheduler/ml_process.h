@@ -133,7 +133,8 @@ class MlProcessInspector {
 // and its ranks and their workers are one job; a process with no ML ancestor-or-self is
 // in no job.
 //
-// What it reads is cached per process (pid and start time: pids are reused) and dropped
+// What it reads is cached per process (pid, start time and name: pids are reused, and an
+// exec replaces environ and maps) and dropped
 // when a refresh no longer lists the pid. "Is ML" and "runs NCCL" are kept for the
 // process's life once true (a process does not unload its framework or NCCL). "No" is
 // checked again, since a trainer maps libtorch only after it starts and libnccl only at
@@ -210,6 +211,7 @@ class MlJobTracker {
   struct Entry {
     int ppid = 0;
     std::uint64_t start_time = 0;
+    std::string comm;
     Known known;
     bool root_known = false;
     int root = -1;  // -1: in no job

@@ -302,6 +302,27 @@ TEST(MlJobTracker, AReusedPidIsReadAgain) {
   EXPECT_EQ(jobs.nccl_checks(), nccl_checks + 1);
 }
 
+// A shell forks, the child sets CUDA_VISIBLE_DEVICES and execs the trainer: same pid, same
+// start time. A refresh between the fork and the exec must not keep the shell's answers.
+TEST(MlJobTracker, AnExecIsReadAgain) {
+  FakeProc proc;
+  proc.AddProcess(700, 100, "bash", 1000, "/user.slice", /*start_time=*/7000);
+  proc.Environ(700, {"HOME=/home/u"});
+  MlJobTracker jobs{MlProcessInspector(proc.reader())};
+  jobs.refresh();
+  EXPECT_EQ(jobs.job_root(700), std::nullopt);
+  EXPECT_EQ(jobs.visible_gpus(700), std::nullopt);
+  EXPECT_FALSE(jobs.nccl_active(700));
+
+  proc.AddProcess(700, 100, "python3", 1000, "/user.slice", /*start_time=*/7000);
+  proc.Environ(700, {"CUDA_VISIBLE_DEVICES=2"});
+  proc.Maps(700, {"/x/libtorch_cuda.so", "/x/libnccl.so.2"});
+  jobs.refresh();
+  EXPECT_EQ(jobs.job_root(700), 700);
+  EXPECT_EQ(jobs.visible_gpus(700), (std::vector<int>{2}));
+  EXPECT_TRUE(jobs.nccl_active(700));
+}
+
 TEST(MlJobTracker, ATrueNcclVerdictIsNotCheckedAgain) {
   FakeProc proc;
   proc.AddProcess(600, 1, "python3", 1000, "/");
