@@ -167,7 +167,7 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
     if (i + kPrefetchAhead < in.size()) {
       const TaskEvent& near = in[i + kPrefetchAhead];
       tasks_.prefetch(near.pid);
-      if (is_wakeup(near) && near.waker_pid > 0) tasks_.prefetch_head(near.waker_pid);
+      if (is_wakeup(near) && near.waker_pid > 0) tasks_.prefetch(near.waker_pid, 1);  // account() reads only its first line
     }
     const Phase phase = decide_one(in[i], out[i]);
     if (i < batch_size_) batch_phases_[i] = static_cast<std::uint8_t>(phase_index(phase));

@@ -78,21 +78,15 @@ class TaskTable {
   void prefetch_key(std::int32_t pid) const { prefetch_line(&pids_[hash(pid) & mask_]); }
 
   // Asks the CPU to bring in the state of `pid` (where get() will find or create it), so
-  // that the miss overlaps the work on the events before it. Reads the keys (probably
-  // cached: 4 bytes a slot), writes nothing.
-  void prefetch(std::int32_t pid) const {
+  // that the miss overlaps the work on the events before it: the slot's first `lines`
+  // cache lines (the timestamp and the state's first 64 - 8 bytes, then the rest), all of
+  // it by default. Reads the keys (probably cached: 4 bytes a slot), writes nothing.
+  void prefetch(std::int32_t pid, std::size_t lines = sizeof(Slot) / 64) const {
     const std::size_t at = index_of(pid);
     if (at == capacity_) return;  // a full window: get() will recycle, no guess worth making
     const auto* p = reinterpret_cast<const char*>(&slots_[at]);
     prefetch_line(p);
-    if constexpr (sizeof(Slot) > 64) prefetch_line(p + 64);
-  }
-
-  // The first cache line of that slot only: the timestamp and the state's first
-  // 64 - 8 bytes, for a caller that reads no more of it.
-  void prefetch_head(std::int32_t pid) const {
-    const std::size_t at = index_of(pid);
-    if (at != capacity_) prefetch_line(&slots_[at]);
+    if (sizeof(Slot) > 64 && lines > 1) prefetch_line(p + 64);
   }
 
   std::size_t capacity() const { return capacity_; }
