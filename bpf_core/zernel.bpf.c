@@ -132,6 +132,7 @@ struct task_ctx {
 	__u64 slept_at;    /* when its last sleep began (0 = never slept) */
 	__u32 sleep;       /* length of the sleep that the current wakeup ended (ns, saturated) */
 	__u32 futex_waits; /* futex wait calls since the last enqueue (fentry on futex_wait*) */
+	__u32 queued;      /* 1 from its insertion into a queue until it runs (see note_queued()) */
 };
 
 struct {
@@ -181,6 +182,41 @@ static __always_inline struct zernel_shim_stats *stat(void)
 static __always_inline struct task_ctx *lookup_task_ctx(struct task_struct *p)
 {
 	return bpf_task_storage_get(&task_ctxs, p, 0, 0);
+}
+
+static __always_inline struct zernel_cpu_state *this_cpu_state(void)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&cpu_ctxs, &cpu);
+}
+
+/* Counts a task into a queue (struct zernel_cpu_state: nr_inserted). Called where the shim
+ * inserts a task of userspace's (a decision, the fallback queue, a rescue), always in a
+ * callback with this CPU's rq lock held, so the plain increment has no other writer. */
+static __always_inline void note_queued(struct task_ctx *tctx)
+{
+	struct zernel_cpu_state *cctx = this_cpu_state();
+
+	if (tctx->queued || !cctx)
+		return;
+	tctx->queued = 1;
+	cctx->nr_inserted++;
+}
+
+/* The task left its queue: it runs, or the kernel took it out before it ran (an affinity or
+ * class change, its exit). @atomic where the caller may be preempted by a callback on the
+ * same CPU that counts too (exit_task). */
+static __always_inline void note_left(struct task_ctx *tctx, struct zernel_cpu_state *cctx,
+				      bool atomic)
+{
+	if (!tctx->queued || !cctx)
+		return;
+	tctx->queued = 0;
+	if (atomic)
+		__sync_fetch_and_add(&cctx->nr_left, 1);
+	else
+		cctx->nr_left++;
 }
 
 static __always_inline bool is_usersched(const struct task_struct *p)
@@ -310,9 +346,11 @@ static __always_inline u32 sat_u32(u64 v)
 	return v > 0xffffffffULL ? 0xffffffffU : (u32)v;
 }
 
-static __always_inline void fallback(struct task_struct *p, u64 enq_flags)
+static __always_inline void fallback(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
 {
 	zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, enq_flags);
+	if (tctx)
+		note_queued(tctx);
 	kick_idle_for(p);
 }
 
@@ -327,6 +365,10 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 
 		zernel_insert(p, USERSCHED_DSQ, slice_dfl_ns, enq_flags);
 		STAT_INC(nr_kernel_dispatched);
+		/* It yielded or used up its slice: its own CPU is rescheduling and serves this
+		 * queue first. Waking another CPU would only move it there. */
+		if ((u32)bpf_get_current_pid_tgid() == (u32)p->pid)
+			return;
 		/* Prefer an idle CPU; else preempt the one running the latest key: every other
 		 * task waits for the dispatcher, so the dispatcher waits for no one, but the
 		 * task it takes the CPU from is re-enqueued as a slice expiry, so let that be
@@ -359,18 +401,21 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	tctx = lookup_task_ctx(p);
+	/* Queued before, and taken out without running (its affinity or priority changed). */
+	if (tctx)
+		note_left(tctx, this_cpu_state(), false);
 	if (!tctx || bypass) {
 		/* No context means init_task failed for it; bypass means the dispatcher has
 		 * not consumed for stall_timeout_ns. Either way the kernel schedules it. */
 		STAT_INC(nr_bypassed);
-		fallback(p, enq_flags);
+		fallback(p, tctx, enq_flags);
 		return;
 	}
 
 	msg = zernel_task_reserve(&slot);
 	if (!msg) {
 		STAT_INC(nr_congested);
-		fallback(p, enq_flags);
+		fallback(p, tctx, enq_flags);
 		return;
 	}
 
@@ -464,6 +509,7 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 
 	tctx->key = d->vtime;
 	tctx->decided_at = zernel_now();
+	note_queued(tctx);
 
 	if (cpu != ZERNEL_CPU_ANY &&
 	    (cpu < 0 || (u32)cpu >= nr_cpus || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))) {
@@ -562,6 +608,7 @@ static __always_inline void rescue_stalled(void)
 		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 		if (tctx && __sync_bool_compare_and_swap(&tctx->in_user, 1, 0)) {
 			zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, 0);
+			note_queued(tctx);
 			STAT_INC(nr_rescued);
 		}
 	}
@@ -649,6 +696,7 @@ void BPF_STRUCT_OPS(zernel_running, struct task_struct *p)
 		tctx->running_at = zernel_now();
 		if (tctx->decided_at && !tctx->started_at)
 			tctx->started_at = tctx->running_at;
+		note_left(tctx, cctx, false);
 	}
 	if (cctx) {
 		cctx->key = (tctx && !is_usersched(p)) ? tctx->key : 0;
@@ -705,7 +753,20 @@ s32 BPF_STRUCT_OPS(zernel_init_task, struct task_struct *p, struct scx_init_task
 
 void BPF_STRUCT_OPS(zernel_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
 {
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		note_left(tctx, this_cpu_state(), true);
 	bpf_task_storage_delete(&task_ctxs, p);
+}
+
+/* It leaves sched_ext (set to a realtime class, say), maybe from a queue it never ran from. */
+void BPF_STRUCT_OPS(zernel_disable, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		note_left(tctx, this_cpu_state(), true);
 }
 
 /* Futex waits, a phase signal (collectives block in futexes): counted per task and sent
@@ -840,6 +901,7 @@ struct sched_ext_ops zernel_ops = {
 	.quiescent = (void *)zernel_quiescent,
 	.init_task = (void *)zernel_init_task,
 	.exit_task = (void *)zernel_exit_task,
+	.disable = (void *)zernel_disable,
 	.init = (void *)zernel_init,
 	.exit = (void *)zernel_exit,
 	.dispatch_max_batch = 128,

@@ -26,8 +26,10 @@
 #include "scheduler/control.h"
 #include "scheduler/dispatch_observer.h"
 #include "scheduler/dispatcher.h"
+#include "scheduler/idle_strategy.h"
 #include "scheduler/ml_monitor.h"
 #include "scheduler/phase_policy.h"
+#include "scheduler/prefetch.h"
 #include "telemetry/http_server.h"
 #include "telemetry/metrics.h"
 #include "telemetry/stats.h"
@@ -359,26 +361,20 @@ Outcome Agent::run_session(bool first) {
   Shim& shim = *s->shim;
   Dispatcher& dispatcher = *s->dispatcher;
   const auto keep_waiting = [&] { return !stop_.load(std::memory_order_relaxed) && !shim.exited(); };
-  // Spinning (--spin-us): for that long after the last batch, poll instead of sleeping, and
-  // yield the CPU after each batch. The yield is what gets the decisions applied at once:
-  // the shim drains the decision ring in ops.dispatch, which runs on this CPU when its
-  // dispatcher thread yields. Sleeping instead costs a wakeup (an IPI and a context switch)
-  // per burst of events, which is most of a pipe round trip's cost.
-  const auto spin = std::chrono::microseconds(opts_.spin_us);
-  auto last_work = Clock::now();
-  while (keep_waiting()) {
+  // Between batches: yield, poll or sleep (scheduler/idle_strategy.h says when and why).
+  IdleStrategy idle(std::chrono::microseconds(opts_.spin_us));
+  const auto past_deadline = [&] { return opts_.duration_s > 0 && Clock::now() >= deadline; };
+  while (keep_waiting() && !past_deadline()) {
     if (dispatcher.run_once(keep_waiting) > 0) {
-      if (spin.count() > 0) {
-        last_work = Clock::now();
-        sched_yield();
-      }
-    } else if (spin.count() > 0 && Clock::now() - last_work < spin) {
-      sched_yield();
-    } else {
-      s->channel->wait_for_events(std::chrono::milliseconds(100));
-      last_work = Clock::now();
+      if (idle.spinning_enabled() && idle.after_batch(Clock::now(), shim.tasks_waiting())) sched_yield();
+      continue;
     }
-    if (opts_.duration_s > 0 && Clock::now() >= deadline) break;
+    if (idle.when_empty(Clock::now(), [&] { return shim.tasks_waiting(); }) == IdleAction::kPoll) {
+      cpu_relax();
+      continue;
+    }
+    s->channel->wait_for_events(std::chrono::milliseconds(100));
+    idle.woke();
   }
 
   done.store(true, std::memory_order_relaxed);
@@ -409,6 +405,7 @@ telemetry::StatsSnapshot Agent::stats(Session& s) const {
   const Faults f = faults_of(s.dispatcher_tid);
   snap.minor_faults = f.minor - s.faults0.minor;
   snap.major_faults = f.major - s.faults0.major;
+  snap.tasks_waiting = s.shim->tasks_waiting();
   return snap;
 }
 

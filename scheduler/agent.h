@@ -32,7 +32,7 @@ struct AgentOptions {
   double stats_interval_s = 0;  // 0: no periodic stats line
   double duration_s = 0;        // 0: run until signalled
   std::size_t batch = 512;
-  std::uint32_t spin_us = 0;    // poll this long after a batch before sleeping (0: sleep at once)
+  std::uint32_t spin_us = 200;  // poll this long after a batch before sleeping (IdleStrategy; 0: sleep at once)
   bool metrics = true;          // serve /metrics on config.telemetry
   std::string control_socket;   // empty: control::kDefaultSocketPath
   std::string pidfile = "/run/zernel/scheduler.pid";

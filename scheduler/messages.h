@@ -46,7 +46,7 @@ static_assert(offsetof(TaskEvent, prev_enq_ns) == 80);
 static_assert(offsetof(TaskEvent, comm) == 88);
 static_assert(offsetof(TaskEvent, sleep_ns) == 104);
 static_assert(offsetof(TaskEvent, futex_waits) == 108);
-static_assert(sizeof(::zernel_cpu_state) == 16);
+static_assert(sizeof(::zernel_cpu_state) == 24);
 
 // User ring buffer samples must be 8-byte multiples.
 static_assert(sizeof(Decision) == 40 && sizeof(Decision) % 8 == 0);

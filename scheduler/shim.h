@@ -62,6 +62,12 @@ class Shim {
   // shim writes, read without a system call. Valid while the Shim lives.
   std::span<const volatile CpuState> cpu_states() const;
 
+  // Tasks waiting in the shim's queues for a CPU right now (every CPU's nr_inserted - nr_left,
+  // summed without a system call). The counters are read one after another while the CPUs
+  // move them, so this is exact only when they hold still; it is never far below the truth for
+  // long, because a task that waits keeps its CPU's nr_inserted ahead until it runs.
+  std::int64_t tasks_waiting() const;
+
  private:
   Shim() = default;
   zernel_bpf* skel_ = nullptr;

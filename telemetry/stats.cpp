@@ -20,7 +20,7 @@ std::string format_stats_line(const StatsSnapshot& snap) {
                 "zernel: %.1fs queued=%llu user=%llu kernel=%llu fallback=%llu "
                 "(congested=%llu bypassed=%llu rescued=%llu) cancelled=%llu exited=%llu bounced=%llu "
                 "malformed=%llu preempt=%llu in_flight=%llu batches=%llu ring_full=%llu faults=%llu/%llu "
-                "rt_us=%.0f/%.0f/%.0f run_us=%.0f/%.0f/%.0f decide_us=%.1f/%.1f/%.1f",
+                "waiting=%lld rt_us=%.0f/%.0f/%.0f run_us=%.0f/%.0f/%.0f decide_us=%.1f/%.1f/%.1f",
                 snap.elapsed_s, static_cast<unsigned long long>(s.nr_queued),
                 static_cast<unsigned long long>(s.nr_user_dispatched),
                 static_cast<unsigned long long>(s.nr_kernel_dispatched),
@@ -37,7 +37,8 @@ std::string format_stats_line(const StatsSnapshot& snap) {
                 static_cast<unsigned long long>(snap.dispatcher.batches),
                 static_cast<unsigned long long>(snap.dispatcher.ring_full_waits),
                 static_cast<unsigned long long>(snap.minor_faults),
-                static_cast<unsigned long long>(snap.major_faults), us(snap.round_trip.p50),
+                static_cast<unsigned long long>(snap.major_faults),
+                static_cast<long long>(snap.tasks_waiting), us(snap.round_trip.p50),
                 us(snap.round_trip.p99), us(snap.round_trip.max), us(snap.enqueue_to_running.p50),
                 us(snap.enqueue_to_running.p99), us(snap.enqueue_to_running.max),
                 us(snap.decision_batch.p50), us(snap.decision_batch.p99), us(snap.decision_batch.max));

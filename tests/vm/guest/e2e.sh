@@ -72,6 +72,12 @@ check "userspace dispatched the workload (user=$user > 10000)" [ "${user:-0}" -g
 check "user dispatches far above fallbacks (user=$user >= 100 x fallback=$fb)" \
   [ "${user:-0}" -ge $(( ${fb:-0} * 100 )) ]
 check "user dispatches above kernel dispatches (user=$user > kernel=$kern)" [ "${user:-0}" -gt "${kern:-0}" ]
+# The shim's count of tasks queued for a CPU (what the dispatcher's spin looks at): up under
+# the workloads, and back to about nothing once they are gone, so no path leaks a count.
+wmax=$(grep '^zernel: ' /tmp/z1.log | sed -n 's/.* waiting=\(-*[0-9]*\).*/\1/p' | sort -n | tail -n1)
+wlast=$(stat_of /tmp/z1.log waiting)
+check "tasks were counted waiting under the workloads (max waiting=$wmax > 0)" [ "${wmax:-0}" -gt 0 ]
+check "the waiting count came back down after them (waiting=$wlast <= 2)" [ "${wlast:-x}" -le 2 ]
 malformed=$(stat_of /tmp/z1.log malformed)
 check "every decision sample was well-formed (malformed=$malformed)" [ "${malformed:-x}" = 0 ]
 

@@ -1,0 +1,98 @@
+#include "scheduler/idle_strategy.h"
+
+#include <gtest/gtest.h>
+
+namespace zernel {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = IdleStrategy::Clock;
+
+// Polls until the strategy says sleep or `limit` polls have passed; returns the polls made
+// and how often it read the waiting count.
+struct PollRun {
+  unsigned polls = 0;
+  unsigned looks = 0;
+};
+PollRun poll_until_sleep(IdleStrategy& s, Clock::time_point now, std::int64_t waiting,
+                         unsigned limit = 10 * IdleStrategy::kPollsPerLook) {
+  PollRun r;
+  while (r.polls < limit && s.when_empty(now, [&] {
+           ++r.looks;
+           return waiting;
+         }) == IdleAction::kPoll) {
+    ++r.polls;
+  }
+  return r;
+}
+
+TEST(IdleStrategy, SpinZeroNeverYieldsNorPolls) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(0us, t0);
+  EXPECT_FALSE(s.spinning_enabled());
+  EXPECT_FALSE(s.after_batch(t0, 0));
+  EXPECT_EQ(s.when_empty(t0, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+}
+
+TEST(IdleStrategy, YieldsAfterABatchAndPollsUntilTheSpinRunsOut) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(200us, t0);
+  EXPECT_TRUE(s.after_batch(t0, 0));
+  // Nothing waits: it polls, reading the count once per kPollsPerLook polls.
+  const PollRun r = poll_until_sleep(s, t0 + 10us, 0);
+  EXPECT_EQ(r.polls, 10 * IdleStrategy::kPollsPerLook);
+  EXPECT_EQ(r.looks, 10u);
+  EXPECT_EQ(s.when_empty(t0 + 199us, [] { return std::int64_t{0}; }), IdleAction::kPoll);
+  EXPECT_EQ(s.when_empty(t0 + 200us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+}
+
+TEST(IdleStrategy, SleepsRightAfterABatchThatLeavesTasksWaiting) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(200us, t0);
+  EXPECT_FALSE(s.after_batch(t0, 1));  // no yield: sleeping frees this CPU for the waiting task
+  EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+  // The next batch decides afresh.
+  EXPECT_TRUE(s.after_batch(t0 + 2us, 0));
+  EXPECT_EQ(s.when_empty(t0 + 3us, [] { return std::int64_t{0}; }), IdleAction::kPoll);
+}
+
+TEST(IdleStrategy, ABriefWaitWhilePollingDoesNotStopTheSpin) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(200us, t0);
+  ASSERT_TRUE(s.after_batch(t0, 0));
+  // Tasks wait at looks spanning less than the grace (a pipe's reader queued behind its
+  // writer): still polling.
+  EXPECT_EQ(poll_until_sleep(s, t0 + 10us, 1).polls, 10 * IdleStrategy::kPollsPerLook);
+  EXPECT_EQ(poll_until_sleep(s, t0 + 10us + IdleStrategy::kWaitGrace - 1us, 1).polls,
+            10 * IdleStrategy::kPollsPerLook);
+  // Then none waits: the clock restarts.
+  EXPECT_EQ(poll_until_sleep(s, t0 + 70us, 0).polls, 10 * IdleStrategy::kPollsPerLook);
+  EXPECT_EQ(poll_until_sleep(s, t0 + 80us, 1).polls, 10 * IdleStrategy::kPollsPerLook);
+}
+
+TEST(IdleStrategy, TasksWaitingAtEveryLookForTheGraceStopTheSpin) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(200us, t0);
+  ASSERT_TRUE(s.after_batch(t0, 0));
+  EXPECT_EQ(poll_until_sleep(s, t0 + 10us, 2).polls, 10 * IdleStrategy::kPollsPerLook);
+  const PollRun r = poll_until_sleep(s, t0 + 10us + IdleStrategy::kWaitGrace, 2);
+  EXPECT_LT(r.polls, IdleStrategy::kPollsPerLook);  // stopped at the first look
+  EXPECT_EQ(r.looks, 1u);
+  // And stays stopped until it has slept.
+  EXPECT_EQ(s.when_empty(t0 + 100us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+}
+
+TEST(IdleStrategy, AWakeupWithNothingToDoDoesNotStartASpin) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(200us, t0);
+  ASSERT_TRUE(s.after_batch(t0, 0));
+  EXPECT_EQ(s.when_empty(t0 + 300us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+  s.woke();  // the sleep's timeout, 100 ms later
+  EXPECT_EQ(s.when_empty(t0 + 100ms, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+  // A batch after the wakeup spins again.
+  EXPECT_TRUE(s.after_batch(t0 + 100ms, 0));
+  EXPECT_EQ(s.when_empty(t0 + 100ms + 1us, [] { return std::int64_t{0}; }), IdleAction::kPoll);
+}
+
+}  // namespace
+}  // namespace zernel
