@@ -365,11 +365,19 @@ Outcome Agent::run_session(bool first) {
   IdleStrategy idle(std::chrono::microseconds(opts_.spin_us));
   const auto past_deadline = [&] { return opts_.duration_s > 0 && Clock::now() >= deadline; };
   while (keep_waiting() && !past_deadline()) {
-    if (dispatcher.run_once(keep_waiting) > 0) {
-      if (idle.spinning_enabled() && idle.after_batch(Clock::now(), shim.tasks_waiting())) sched_yield();
+    if (const std::size_t n = dispatcher.run_once(keep_waiting); n > 0) {
+      if (idle.spinning_enabled()) {
+        const Shim::CpuDemand d = shim.cpu_demand();
+        if (idle.after_batch(Clock::now(), d.waiting, static_cast<std::int64_t>(n) - d.idle)) sched_yield();
+      }
       continue;
     }
-    if (idle.when_empty(Clock::now(), [&] { return shim.tasks_waiting(); }) == IdleAction::kPoll) {
+    // While polling: tasks queued beyond the idle CPUs.
+    const auto demand = [&] {
+      const Shim::CpuDemand d = shim.cpu_demand();
+      return d.waiting - d.idle;
+    };
+    if (idle.when_empty(Clock::now(), demand) == IdleAction::kPoll) {
       cpu_relax();
       continue;
     }

@@ -11,7 +11,8 @@
 //    batch, then sleeps as before.
 // A spinning dispatcher holds a CPU, so it spins only while no task waits for one (the shim's
 // count, Shim::tasks_waiting()):
-//  - right after a batch any waiting task counts: sleeping then frees this CPU for it;
+//  - right after a batch any task queued counts (sleeping then frees this CPU for it), and so
+//    do the batch's tasks beyond the idle CPUs, all but one (see after_batch());
 //  - while polling, tasks count only if they were waiting at every look for kWaitGrace: a task
 //    that waits only until its CPU's current task blocks (a pipe's reader, just woken, queued
 //    behind the writer about to sleep) runs within that time anyway.
@@ -37,6 +38,7 @@ class IdleStrategy {
   // The waiting count is read every this many polls: it reads every CPU's counters, lines
   // the CPUs write on every context switch.
   static constexpr unsigned kPollsPerLook = 32;
+  static constexpr std::int64_t kUnplacedAllowed = 1;
 
   // spin 0: never poll nor yield, sleep whenever the rings are empty.
   explicit IdleStrategy(std::chrono::microseconds spin, Clock::time_point now = Clock::now())
@@ -44,12 +46,15 @@ class IdleStrategy {
 
   bool spinning_enabled() const { return spin_.count() > 0; }
 
-  // A batch was sent. Returns whether to yield (spin on) rather than go on to sleep when the
-  // rings are empty.
-  bool after_batch(Clock::time_point now, std::int64_t waiting) {
+  // A batch was sent. `queued`: tasks waiting in the shim's queues; `unplaced`: the batch's
+  // tasks less the CPUs idle to take them. Returns whether to yield (spin on) rather than go on
+  // to sleep when the rings are empty. One unplaced task is allowed: the one a waker about to
+  // block has just woken (a pipe's reader, the reply of a request) runs on the waker's CPU
+  // within a moment; more mean more tasks than CPUs.
+  bool after_batch(Clock::time_point now, std::int64_t queued, std::int64_t unplaced) {
     if (!spinning_enabled()) return false;
     last_batch_ = now;
-    stop_ = waiting > 0;
+    stop_ = queued > 0 || unplaced > kUnplacedAllowed;
     if (!stop_) waiting_since_ = {};
     return !stop_;
   }

@@ -126,11 +126,15 @@ std::span<const volatile CpuState> Shim::cpu_states() const {
   return {cpu_states_, static_cast<std::size_t>(nr_cpus_)};
 }
 
-std::int64_t Shim::tasks_waiting() const {
+Shim::CpuDemand Shim::cpu_demand() const {
   // Each difference wraps like the counters; the sum is meant as a small signed number.
-  std::uint32_t sum = 0;
-  for (const volatile CpuState& c : cpu_states()) sum += c.nr_inserted - c.nr_left;
-  return static_cast<std::int32_t>(sum);
+  std::uint32_t waiting = 0;
+  std::int64_t idle = 0;
+  for (const volatile CpuState& c : cpu_states()) {
+    waiting += c.nr_inserted - c.nr_left;
+    idle += c.busy == 0;
+  }
+  return {static_cast<std::int32_t>(waiting), idle};
 }
 
 TaskRingMaps Shim::task_rings() const { return task_ring_maps(skel_); }

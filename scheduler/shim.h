@@ -66,7 +66,14 @@ class Shim {
   // summed without a system call). The counters are read one after another while the CPUs
   // move them, so this is exact only when they hold still; it is never far below the truth for
   // long, because a task that waits keeps its CPU's nr_inserted ahead until it runs.
-  std::int64_t tasks_waiting() const;
+  std::int64_t tasks_waiting() const { return cpu_demand().waiting; }
+
+  struct CpuDemand {
+    std::int64_t waiting = 0;  // tasks_waiting()
+    std::int64_t idle = 0;     // CPUs running nothing (struct zernel_cpu_state: busy == 0)
+  };
+  // Both in one pass over the per-CPU states.
+  CpuDemand cpu_demand() const;
 
  private:
   Shim() = default;
