@@ -368,7 +368,9 @@ Outcome Agent::run_session(bool first) {
     if (const std::size_t n = dispatcher.run_once(keep_waiting); n > 0) {
       if (idle.spinning_enabled()) {
         const Shim::CpuDemand d = shim.cpu_demand();
-        if (idle.after_batch(Clock::now(), d.waiting, static_cast<std::int64_t>(n) - d.idle)) sched_yield();
+        IdleStrategy::BatchDemand b{.queued = d.waiting, .sent = static_cast<std::int64_t>(n), .idle = d.idle};
+        for (const TaskEvent& ev : dispatcher.last_batch()) b.requeued += !is_wakeup(ev);
+        if (idle.after_batch(Clock::now(), b)) sched_yield();
       }
       continue;
     }

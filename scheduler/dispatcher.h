@@ -86,6 +86,8 @@ class Dispatcher {
 
   // Dispatcher thread only (or before the loop starts).
   Policy& policy() const { return *policy_; }
+  // The events of the last non-empty run_once(), valid until the next one.
+  std::span<const TaskEvent> last_batch() const { return {events_.get(), last_n_}; }
   void set_observer(BatchObserver* observer) { observer_ = observer; }
   // Where the number of waiting tasks is published (the shim's .bss); read once per batch.
   void set_load_source(const volatile std::uint64_t* nr_waiting) { load_ = nr_waiting; }
@@ -107,6 +109,7 @@ class Dispatcher {
   BatchObserver* observer_ = nullptr;
   const volatile std::uint64_t* load_ = nullptr;
   std::size_t batch_;
+  std::size_t last_n_ = 0;
   std::unique_ptr<TaskEvent[]> events_;
   std::unique_ptr<Decision[]> decisions_;
 
@@ -129,6 +132,7 @@ std::size_t Dispatcher::run_once(KeepWaiting&& keep_waiting) {
   const std::span<TaskEvent> events(events_.get(), batch_);
   const std::size_t n = channel_.receive(events);
   if (n == 0) return 0;
+  last_n_ = n;
   received_.add(n);
   batches_.add(1);
 

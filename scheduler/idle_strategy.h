@@ -12,7 +12,8 @@
 // A spinning dispatcher holds a CPU, so it spins only while no task waits for one (the shim's
 // count, Shim::tasks_waiting()):
 //  - right after a batch any task queued counts (sleeping then frees this CPU for it), and so
-//    do the batch's tasks beyond the idle CPUs, all but one (see after_batch());
+//    do the batch's tasks beyond the idle CPUs: all of those that were running, all but one
+//    of those just woken (see after_batch());
 //  - while polling, tasks count only if they were waiting at every look for kWaitGrace: a task
 //    that waits only until its CPU's current task blocks (a pipe's reader, just woken, queued
 //    behind the writer about to sleep) runs within that time anyway.
@@ -46,15 +47,24 @@ class IdleStrategy {
 
   bool spinning_enabled() const { return spin_.count() > 0; }
 
-  // A batch was sent. `queued`: tasks waiting in the shim's queues; `unplaced`: the batch's
-  // tasks less the CPUs idle to take them. Returns whether to yield (spin on) rather than go on
-  // to sleep when the rings are empty. One unplaced task is allowed: the one a waker about to
-  // block has just woken (a pipe's reader, the reply of a request) runs on the waker's CPU
-  // within a moment; more mean more tasks than CPUs.
-  bool after_batch(Clock::time_point now, std::int64_t queued, std::int64_t unplaced) {
+  // What a batch leaves for the CPUs, read as it is sent.
+  struct BatchDemand {
+    std::int64_t queued = 0;    // tasks waiting in the shim's queues
+    std::int64_t sent = 0;      // the batch's tasks
+    std::int64_t requeued = 0;  // of those, tasks that were running (a slice expiry, a preemption)
+    std::int64_t idle = 0;      // CPUs running nothing
+  };
+
+  // A batch was sent. Returns whether to yield (spin on) rather than go on to sleep when the
+  // rings are empty. It sleeps when a task is queued, when the batch holds more tasks that
+  // were running than there are idle CPUs (they want a CPU now and would wait for this one),
+  // or more tasks than idle CPUs by more than one. One woken task is allowed: the one a waker
+  // about to block has just woken (a pipe's reader, the reply to a request) runs on the
+  // waker's CPU within a moment.
+  bool after_batch(Clock::time_point now, const BatchDemand& d) {
     if (!spinning_enabled()) return false;
     last_batch_ = now;
-    stop_ = queued > 0 || unplaced > kUnplacedAllowed;
+    stop_ = d.queued > 0 || d.requeued > d.idle || d.sent - d.idle > kUnplacedAllowed;
     if (!stop_) waiting_since_ = {};
     return !stop_;
   }

@@ -12,7 +12,7 @@
 #                       [--phase-policy NAME] [--zernel-args "ARGS"] [--out DIR]
 # --phase-policy fair runs the "phase" rows with `-p fair --config bench.toml` (a stand-in
 # while the phase policy is missing). --zernel-args: extra zernel-scheduler arguments for the
-# fair and phase rows (e.g. "--spin-us 200"). Env: ZERNEL_BIN, ZERNELCTL_BIN, ZERNEL_TRAIN_SIM_BIN.
+# fair and phase rows (e.g. "--spin-us 0"). Env: ZERNEL_BIN, ZERNELCTL_BIN, ZERNEL_TRAIN_SIM_BIN.
 # A guest that dies is retried once.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)

@@ -8,6 +8,11 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = IdleStrategy::Clock;
 
+// A batch of woken tasks: `queued` waiting, `unplaced` beyond the idle CPUs (one idle CPU).
+IdleStrategy::BatchDemand woken(std::int64_t queued, std::int64_t unplaced) {
+  return {.queued = queued, .sent = unplaced + 1, .requeued = 0, .idle = 1};
+}
+
 // Polls until the strategy says sleep or `limit` polls have passed; returns the polls made
 // and how often it read the waiting count.
 struct PollRun {
@@ -30,14 +35,14 @@ TEST(IdleStrategy, SpinZeroNeverYieldsNorPolls) {
   const auto t0 = Clock::now();
   IdleStrategy s(0us, t0);
   EXPECT_FALSE(s.spinning_enabled());
-  EXPECT_FALSE(s.after_batch(t0, 0, 0));
+  EXPECT_FALSE(s.after_batch(t0, woken(0, 0)));
   EXPECT_EQ(s.when_empty(t0, [] { return std::int64_t{0}; }), IdleAction::kSleep);
 }
 
 TEST(IdleStrategy, YieldsAfterABatchAndPollsUntilTheSpinRunsOut) {
   const auto t0 = Clock::now();
   IdleStrategy s(200us, t0);
-  EXPECT_TRUE(s.after_batch(t0, 0, 0));
+  EXPECT_TRUE(s.after_batch(t0, woken(0, 0)));
   // Nothing waits: it polls, reading the count once per kPollsPerLook polls.
   const PollRun r = poll_until_sleep(s, t0 + 10us, 0);
   EXPECT_EQ(r.polls, 10 * IdleStrategy::kPollsPerLook);
@@ -49,27 +54,39 @@ TEST(IdleStrategy, YieldsAfterABatchAndPollsUntilTheSpinRunsOut) {
 TEST(IdleStrategy, SleepsRightAfterABatchThatLeavesTasksWaiting) {
   const auto t0 = Clock::now();
   IdleStrategy s(200us, t0);
-  EXPECT_FALSE(s.after_batch(t0, 1, 0));  // no yield: sleeping frees this CPU for the waiting task
+  EXPECT_FALSE(s.after_batch(t0, woken(1, 0)));  // no yield: sleeping frees this CPU for the waiting task
   EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
   // The next batch decides afresh.
-  EXPECT_TRUE(s.after_batch(t0 + 2us, 0, 0));
+  EXPECT_TRUE(s.after_batch(t0 + 2us, woken(0, 0)));
   EXPECT_EQ(s.when_empty(t0 + 3us, [] { return std::int64_t{0}; }), IdleAction::kPoll);
 }
 
 TEST(IdleStrategy, OneUnplacedTaskOfABatchIsAllowedTwoAreNot) {
   const auto t0 = Clock::now();
   IdleStrategy s(200us, t0);
-  EXPECT_TRUE(s.after_batch(t0, 0, 1));  // a pipe's reader, behind its writer
+  EXPECT_TRUE(s.after_batch(t0, woken(0, 1)));  // a pipe's reader, behind its writer
   EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kPoll);
-  EXPECT_FALSE(s.after_batch(t0 + 2us, 0, 2));  // more tasks than CPUs
+  EXPECT_FALSE(s.after_batch(t0 + 2us, woken(0, 2)));  // more tasks than CPUs
   EXPECT_EQ(s.when_empty(t0 + 3us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
-  EXPECT_TRUE(s.after_batch(t0 + 4us, 0, -3));  // idle CPUs to spare
+  EXPECT_TRUE(s.after_batch(t0 + 4us, woken(0, -3)));  // idle CPUs to spare
+}
+
+TEST(IdleStrategy, ATaskThatWasRunningAndFindsNoIdleCpuStopsTheSpin) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(200us, t0);
+  // A CPU hog's slice ran out, no CPU is idle: it would wait for this one.
+  EXPECT_FALSE(s.after_batch(t0, {.queued = 0, .sent = 1, .requeued = 1, .idle = 0}));
+  EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+  // With an idle CPU to take it, spinning holds nobody up.
+  EXPECT_TRUE(s.after_batch(t0 + 2us, {.queued = 0, .sent = 1, .requeued = 1, .idle = 1}));
+  // A woken task alone is the allowed one.
+  EXPECT_TRUE(s.after_batch(t0 + 3us, {.queued = 0, .sent = 1, .requeued = 0, .idle = 0}));
 }
 
 TEST(IdleStrategy, ABriefWaitWhilePollingDoesNotStopTheSpin) {
   const auto t0 = Clock::now();
   IdleStrategy s(200us, t0);
-  ASSERT_TRUE(s.after_batch(t0, 0, 0));
+  ASSERT_TRUE(s.after_batch(t0, woken(0, 0)));
   // Tasks wait at looks spanning less than the grace (a pipe's reader queued behind its
   // writer): still polling.
   EXPECT_EQ(poll_until_sleep(s, t0 + 10us, 1).polls, 10 * IdleStrategy::kPollsPerLook);
@@ -83,7 +100,7 @@ TEST(IdleStrategy, ABriefWaitWhilePollingDoesNotStopTheSpin) {
 TEST(IdleStrategy, TasksWaitingAtEveryLookForTheGraceStopTheSpin) {
   const auto t0 = Clock::now();
   IdleStrategy s(200us, t0);
-  ASSERT_TRUE(s.after_batch(t0, 0, 0));
+  ASSERT_TRUE(s.after_batch(t0, woken(0, 0)));
   EXPECT_EQ(poll_until_sleep(s, t0 + 10us, 2).polls, 10 * IdleStrategy::kPollsPerLook);
   const PollRun r = poll_until_sleep(s, t0 + 10us + IdleStrategy::kWaitGrace, 2);
   EXPECT_LT(r.polls, IdleStrategy::kPollsPerLook);  // stopped at the first look
@@ -95,12 +112,12 @@ TEST(IdleStrategy, TasksWaitingAtEveryLookForTheGraceStopTheSpin) {
 TEST(IdleStrategy, AWakeupWithNothingToDoDoesNotStartASpin) {
   const auto t0 = Clock::now();
   IdleStrategy s(200us, t0);
-  ASSERT_TRUE(s.after_batch(t0, 0, 0));
+  ASSERT_TRUE(s.after_batch(t0, woken(0, 0)));
   EXPECT_EQ(s.when_empty(t0 + 300us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
   s.woke();  // the sleep's timeout, 100 ms later
   EXPECT_EQ(s.when_empty(t0 + 100ms, [] { return std::int64_t{0}; }), IdleAction::kSleep);
   // A batch after the wakeup spins again.
-  EXPECT_TRUE(s.after_batch(t0 + 100ms, 0, 0));
+  EXPECT_TRUE(s.after_batch(t0 + 100ms, woken(0, 0)));
   EXPECT_EQ(s.when_empty(t0 + 100ms + 1us, [] { return std::int64_t{0}; }), IdleAction::kPoll);
 }
 
