@@ -42,8 +42,12 @@
  *
  * Races tolerated: cpu_ctx[] is written by each CPU in ops.running and read by others
  * without locks when choosing a preemption victim; a stale read kicks the wrong CPU at
- * worst, which costs one extra reschedule. The stall timer reads a counter userspace
- * writes without ordering; a late read delays bypass by one timer period.
+ * worst, which costs one extra reschedule. Each CPU also counts there the tasks it queued
+ * and those that left a queue on it (nr_inserted, nr_left); userspace sums them to know
+ * whether a task waits for a CPU, which only decides whether the dispatcher spins or
+ * sleeps, so a sum read mid-update costs at most one spin or one sleep. The stall timer
+ * reads a counter userspace writes without ordering; a late read delays bypass by one
+ * timer period.
  *
  * Not done here on purpose: no vruntime, no priorities, no phase logic. That is the
  * dispatcher's job and changes at run time without reloading this program.
