@@ -195,9 +195,10 @@ static __always_inline struct zernel_cpu_state *this_cpu_state(void)
 	return bpf_map_lookup_elem(&cpu_ctxs, &cpu);
 }
 
-/* Counts a task into a queue (struct zernel_cpu_state: nr_inserted). Called where the shim
- * inserts a task of userspace's (a decision, the fallback queue, a rescue), always in a
- * callback with this CPU's rq lock held, so the plain increment has no other writer. */
+/* Counts a task into a queue (struct zernel_cpu_state: nr_inserted). Called wherever the shim
+ * inserts a task other than the dispatcher (a decision, the fallback queue, a rescue, kernel
+ * and agent threads), always in a callback with this CPU's rq lock held, so the plain
+ * increment has no other writer. */
 static __always_inline void note_queued(struct task_ctx *tctx)
 {
 	struct zernel_cpu_state *cctx = this_cpu_state();
@@ -206,6 +207,14 @@ static __always_inline void note_queued(struct task_ctx *tctx)
 		return;
 	tctx->queued = 1;
 	cctx->nr_inserted++;
+}
+
+static __always_inline void note_queued_task(struct task_struct *p)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (tctx)
+		note_queued(tctx);
 }
 
 /* The task left its queue: it runs, or the kernel took it out before it ran (an affinity or
@@ -391,6 +400,7 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 		/* Pinned ones on their CPU; the others wherever the kernel finds room. */
 		zernel_insert(p, p->nr_cpus_allowed == 1 ? SCX_DSQ_LOCAL : AGENT_DSQ, slice_dfl_ns,
 			      enq_flags);
+		note_queued_task(p);
 		STAT_INC(nr_kernel_dispatched);
 		if (p->nr_cpus_allowed != 1)
 			kick_idle_for(p);
@@ -399,6 +409,7 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (is_agent_thread(p)) {
 		zernel_insert(p, AGENT_DSQ, slice_dfl_ns, enq_flags);
+		note_queued_task(p);
 		STAT_INC(nr_kernel_dispatched);
 		kick_idle_for(p);
 		return;

@@ -145,7 +145,7 @@ struct zernel_cpu_state {
 	__u64 key;       /* ordering key of the running task; 0 = not preemptible (idle, kernel) */
 	__u32 busy;      /* 1 while a task runs on it, 0 when idle */
 	__u32 nr_queued; /* tasks in its own queue, sampled every 50 ms */
-	/* Tasks the shim put in a queue here (a decision, the fallback, a rescue), and tasks that
+	/* Tasks the shim put in a queue here (every task but the dispatcher), and tasks that
 	 * left a queue here: began to run, or were taken out before they ran. Each counter is
 	 * written only by its CPU and wraps; the sum over CPUs of nr_inserted - nr_left is the
 	 * number of tasks waiting for a CPU right now (the dispatcher spins only while it is 0). */
