@@ -197,8 +197,9 @@ static __always_inline struct zernel_cpu_state *this_cpu_state(void)
 
 /* Counts a task into a queue (struct zernel_cpu_state: nr_inserted). Called wherever the shim
  * inserts a task other than the dispatcher (a decision, the fallback queue, a rescue, kernel
- * and agent threads), always in a callback with this CPU's rq lock held, so the plain
- * increment has no other writer. */
+ * and agent threads), always in a callback that holds an rq lock with interrupts off (not
+ * always this CPU's: a remote wakeup enqueues on the wakee's rq), so nothing else on this
+ * CPU runs meanwhile and the plain increment of this CPU's counter has no other writer. */
 static __always_inline void note_queued(struct task_ctx *tctx)
 {
 	struct zernel_cpu_state *cctx = this_cpu_state();
