@@ -362,7 +362,7 @@ Outcome Agent::run_session(bool first) {
   Dispatcher& dispatcher = *s->dispatcher;
   const auto keep_waiting = [&] { return !stop_.load(std::memory_order_relaxed) && !shim.exited(); };
   // Between batches: yield, poll or sleep (scheduler/idle_strategy.h says when and why).
-  IdleStrategy idle(std::chrono::microseconds(opts_.spin_us));
+  IdleStrategy idle(std::chrono::microseconds(opts_.spin_us), opts_.policy_cfg.nr_cpus);
   const auto past_deadline = [&] { return opts_.duration_s > 0 && Clock::now() >= deadline; };
   while (keep_waiting() && !past_deadline()) {
     if (const std::size_t n = dispatcher.run_once(keep_waiting); n > 0) {

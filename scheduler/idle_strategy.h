@@ -41,9 +41,11 @@ class IdleStrategy {
   static constexpr unsigned kPollsPerLook = 32;
   static constexpr std::int64_t kUnplacedAllowed = 1;
 
-  // spin 0: never poll nor yield, sleep whenever the rings are empty.
-  explicit IdleStrategy(std::chrono::microseconds spin, Clock::time_point now = Clock::now())
-      : spin_(spin), last_batch_(now) {}
+  // spin 0: never poll nor yield, sleep whenever the rings are empty. Nor on a machine with
+  // one CPU: there the dispatcher spinning is the dispatcher holding the CPU that every task
+  // it just placed waits for.
+  IdleStrategy(std::chrono::microseconds spin, std::uint32_t nr_cpus, Clock::time_point now = Clock::now())
+      : spin_(nr_cpus > 1 ? spin : std::chrono::microseconds{0}), last_batch_(now) {}
 
   bool spinning_enabled() const { return spin_.count() > 0; }
 

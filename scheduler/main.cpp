@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--spin-us", opts.spin_us,
                  "After a batch, poll for new tasks this long before sleeping, while no task waits for a "
                  "CPU (0: sleep at once; saves a wakeup of the dispatcher per burst, in the VM 40% of a "
-                 "pipe round trip, at the price of up to one CPU that would otherwise idle)")
+                 "pipe round trip, at the price of up to one CPU that would otherwise idle; never on one CPU)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
   app.add_option("--max-tracked-tasks", max_tracked,

@@ -33,15 +33,23 @@ PollRun poll_until_sleep(IdleStrategy& s, Clock::time_point now, std::int64_t wa
 
 TEST(IdleStrategy, SpinZeroNeverYieldsNorPolls) {
   const auto t0 = Clock::now();
-  IdleStrategy s(0us, t0);
+  IdleStrategy s(0us, 2, t0);
   EXPECT_FALSE(s.spinning_enabled());
   EXPECT_FALSE(s.after_batch(t0, woken(0, 0)));
   EXPECT_EQ(s.when_empty(t0, [] { return std::int64_t{0}; }), IdleAction::kSleep);
 }
 
+TEST(IdleStrategy, NeverSpinsOnOneCpu) {
+  const auto t0 = Clock::now();
+  IdleStrategy s(200us, 1, t0);
+  EXPECT_FALSE(s.spinning_enabled());
+  EXPECT_FALSE(s.after_batch(t0, woken(0, 0)));
+  EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
+}
+
 TEST(IdleStrategy, YieldsAfterABatchAndPollsUntilTheSpinRunsOut) {
   const auto t0 = Clock::now();
-  IdleStrategy s(200us, t0);
+  IdleStrategy s(200us, 2, t0);
   EXPECT_TRUE(s.after_batch(t0, woken(0, 0)));
   // Nothing waits: it polls, reading the count once per kPollsPerLook polls.
   const PollRun r = poll_until_sleep(s, t0 + 10us, 0);
@@ -53,7 +61,7 @@ TEST(IdleStrategy, YieldsAfterABatchAndPollsUntilTheSpinRunsOut) {
 
 TEST(IdleStrategy, SleepsRightAfterABatchThatLeavesTasksWaiting) {
   const auto t0 = Clock::now();
-  IdleStrategy s(200us, t0);
+  IdleStrategy s(200us, 2, t0);
   EXPECT_FALSE(s.after_batch(t0, woken(1, 0)));  // no yield: sleeping frees this CPU for the waiting task
   EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
   // The next batch decides afresh.
@@ -63,7 +71,7 @@ TEST(IdleStrategy, SleepsRightAfterABatchThatLeavesTasksWaiting) {
 
 TEST(IdleStrategy, OneUnplacedTaskOfABatchIsAllowedTwoAreNot) {
   const auto t0 = Clock::now();
-  IdleStrategy s(200us, t0);
+  IdleStrategy s(200us, 2, t0);
   EXPECT_TRUE(s.after_batch(t0, woken(0, 1)));  // a pipe's reader, behind its writer
   EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kPoll);
   EXPECT_FALSE(s.after_batch(t0 + 2us, woken(0, 2)));  // more tasks than CPUs
@@ -73,7 +81,7 @@ TEST(IdleStrategy, OneUnplacedTaskOfABatchIsAllowedTwoAreNot) {
 
 TEST(IdleStrategy, ATaskThatWasRunningAndFindsNoIdleCpuStopsTheSpin) {
   const auto t0 = Clock::now();
-  IdleStrategy s(200us, t0);
+  IdleStrategy s(200us, 2, t0);
   // A CPU hog's slice ran out, no CPU is idle: it would wait for this one.
   EXPECT_FALSE(s.after_batch(t0, {.queued = 0, .sent = 1, .requeued = 1, .idle = 0}));
   EXPECT_EQ(s.when_empty(t0 + 1us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
@@ -85,7 +93,7 @@ TEST(IdleStrategy, ATaskThatWasRunningAndFindsNoIdleCpuStopsTheSpin) {
 
 TEST(IdleStrategy, ABriefWaitWhilePollingDoesNotStopTheSpin) {
   const auto t0 = Clock::now();
-  IdleStrategy s(200us, t0);
+  IdleStrategy s(200us, 2, t0);
   ASSERT_TRUE(s.after_batch(t0, woken(0, 0)));
   // Tasks wait at looks spanning less than the grace (a pipe's reader queued behind its
   // writer): still polling.
@@ -99,7 +107,7 @@ TEST(IdleStrategy, ABriefWaitWhilePollingDoesNotStopTheSpin) {
 
 TEST(IdleStrategy, TasksWaitingAtEveryLookForTheGraceStopTheSpin) {
   const auto t0 = Clock::now();
-  IdleStrategy s(200us, t0);
+  IdleStrategy s(200us, 2, t0);
   ASSERT_TRUE(s.after_batch(t0, woken(0, 0)));
   EXPECT_EQ(poll_until_sleep(s, t0 + 10us, 2).polls, 10 * IdleStrategy::kPollsPerLook);
   const PollRun r = poll_until_sleep(s, t0 + 10us + IdleStrategy::kWaitGrace, 2);
@@ -111,7 +119,7 @@ TEST(IdleStrategy, TasksWaitingAtEveryLookForTheGraceStopTheSpin) {
 
 TEST(IdleStrategy, AWakeupWithNothingToDoDoesNotStartASpin) {
   const auto t0 = Clock::now();
-  IdleStrategy s(200us, t0);
+  IdleStrategy s(200us, 2, t0);
   ASSERT_TRUE(s.after_batch(t0, woken(0, 0)));
   EXPECT_EQ(s.when_empty(t0 + 300us, [] { return std::int64_t{0}; }), IdleAction::kSleep);
   s.woke();  // the sleep's timeout, 100 ms later
