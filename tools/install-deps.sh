@@ -20,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates zstd xz-utils cpio procps util-linux \
-  clang-19 llvm-19 \
+  clang-19 llvm-19 g++-aarch64-linux-gnu \
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev liburing-dev libcli11-dev zlib1g-dev \
   qemu-system-x86 busybox-static stress-ng rt-tests libbpf-tools gnuplot-nox \
   python3 python3-prometheus-client
