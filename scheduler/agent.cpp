@@ -509,6 +509,7 @@ void Agent::publish_metrics(Session& s) {
   m.preempt_kicks_total = st.shim.nr_preempt_kicks;
   m.ring_used_bytes_tasks = s.channel->pending_bytes();
   m.ring_used_bytes_decisions = s.channel->pending_decision_bytes();
+  m.tasks_waiting = s.shim->tasks_waiting();
   m.minor_faults_total = st.minor_faults;
   m.major_faults_total = st.major_faults;
   s.observer.round_trip().snapshot_into(m.latency_of(telemetry::LatencyKind::RoundTrip).all);

@@ -93,6 +93,12 @@ SchedulerMetrics::SchedulerMetrics(std::string_view version, std::string_view po
   ring_tasks_ = &rings.Add({{"ring", "tasks"}});
   ring_decisions_ = &rings.Add({{"ring", "decisions"}});
 
+  tasks_waiting_ = &prom::BuildGauge()
+                        .Name("zernel_scheduler_tasks_waiting")
+                        .Help("Tasks queued in the shim for a CPU; the dispatcher spins only while none waits.")
+                        .Register(registry_)
+                        .Add({});
+
   auto& faults = prom::BuildCounter()
                      .Name("zernel_scheduler_page_faults_total")
                      .Help("Page faults of the scheduler process since attach; must stay 0.")
@@ -155,6 +161,7 @@ void SchedulerMetrics::update(const MetricsSnapshot& s) {
   preempt_kicks_.set_total(s.preempt_kicks_total);
   ring_tasks_->Set(static_cast<double>(s.ring_used_bytes_tasks));
   ring_decisions_->Set(static_cast<double>(s.ring_used_bytes_decisions));
+  tasks_waiting_->Set(static_cast<double>(s.tasks_waiting));
   minor_faults_.set_total(s.minor_faults_total);
   major_faults_.set_total(s.major_faults_total);
 }

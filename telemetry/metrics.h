@@ -19,6 +19,8 @@
 //       path: user kernel congested bypassed rescued cancelled bounced exited
 //   zernel_scheduler_preempt_kicks_total                                counter
 //   zernel_scheduler_ring_used_bytes{ring="tasks"|"decisions"}           gauge
+//   zernel_scheduler_tasks_waiting                                      gauge
+//       tasks queued in the shim for a CPU (the dispatcher spins only while none waits)
 //   zernel_scheduler_page_faults_total{kind="minor"|"major"}              counter (must stay 0)
 //   zernel_scheduler_policy_info{policy}                                gauge, 1
 //   zernel_scheduler_build_info{version}                                gauge, 1
@@ -78,6 +80,7 @@ struct MetricsSnapshot {
   std::uint64_t preempt_kicks_total = 0;
   std::uint64_t ring_used_bytes_tasks = 0;
   std::uint64_t ring_used_bytes_decisions = 0;
+  std::int64_t tasks_waiting = 0;  // Shim::tasks_waiting()
   std::uint64_t minor_faults_total = 0;
   std::uint64_t major_faults_total = 0;
   std::array<LatencyByPhase, kLatencyKindCount> latency;  // indexed by LatencyKind
@@ -126,6 +129,7 @@ class SchedulerMetrics {
   TotalCounter preempt_kicks_;
   prom::Gauge* ring_tasks_ = nullptr;
   prom::Gauge* ring_decisions_ = nullptr;
+  prom::Gauge* tasks_waiting_ = nullptr;
   TotalCounter minor_faults_;
   TotalCounter major_faults_;
   prom::Family<prom::Gauge>* policy_family_ = nullptr;

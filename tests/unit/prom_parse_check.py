@@ -30,6 +30,7 @@ EXPECTED = {
     "zernel_scheduler_dispatches": ("counter", {"path": PATHS}),
     "zernel_scheduler_preempt_kicks": ("counter", {}),
     "zernel_scheduler_ring_used_bytes": ("gauge", {"ring": {"tasks", "decisions"}}),
+    "zernel_scheduler_tasks_waiting": ("gauge", {}),
     "zernel_scheduler_page_faults": ("counter", {"kind": {"minor", "major"}}),
     "zernel_scheduler_policy_info": ("gauge", {"policy": None}),
     "zernel_scheduler_build_info": ("gauge", {"version": None}),

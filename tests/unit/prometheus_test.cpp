@@ -155,6 +155,7 @@ std::unique_ptr<MetricsSnapshot> product_snapshot(LatencyHistogram& round_trip_a
   s->preempt_kicks_total = 777;
   s->ring_used_bytes_tasks = 4096;
   s->ring_used_bytes_decisions = 0;
+  s->tasks_waiting = 3;
   for (std::uint64_t v = 1; v <= 1000; ++v) {
     round_trip_all.record(v * 50);  // 50 ns .. 50 us
     if (v % 2 == 0) round_trip_gpu.record(v * 50);
@@ -202,6 +203,7 @@ TEST(SchedulerMetrics, ExportsTheProductLines) {
            "zernel_scheduler_preempt_kicks_total 777",
            "zernel_scheduler_ring_used_bytes{ring=\"tasks\"} 4096",
            "zernel_scheduler_ring_used_bytes{ring=\"decisions\"} 0",
+           "zernel_scheduler_tasks_waiting 3",
            "zernel_scheduler_page_faults_total{kind=\"minor\"} 0",
            "zernel_scheduler_page_faults_total{kind=\"major\"} 0",
            "zernel_scheduler_policy_info{policy=\"fair\"} 1",
@@ -238,6 +240,7 @@ TEST(SchedulerMetrics, ExportsTheProductLines) {
                        "zernel_scheduler_dispatches_total counter",
                        "zernel_scheduler_preempt_kicks_total counter",
                        "zernel_scheduler_ring_used_bytes gauge",
+                       "zernel_scheduler_tasks_waiting gauge",
                        "zernel_scheduler_page_faults_total counter",
                        "zernel_scheduler_policy_info gauge",
                        "zernel_scheduler_build_info gauge",
