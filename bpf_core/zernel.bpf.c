@@ -212,7 +212,7 @@ static __always_inline void note_queued(struct task_ctx *tctx)
 
 static __always_inline void note_queued_task(struct task_struct *p)
 {
-	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	struct task_ctx *tctx = lookup_task_ctx(p);
 
 	if (tctx)
 		note_queued(tctx);

@@ -29,7 +29,6 @@
 #include "scheduler/idle_strategy.h"
 #include "scheduler/ml_monitor.h"
 #include "scheduler/phase_policy.h"
-#include "scheduler/prefetch.h"
 #include "telemetry/http_server.h"
 #include "telemetry/metrics.h"
 #include "telemetry/stats.h"
@@ -364,22 +363,24 @@ Outcome Agent::run_session(bool first) {
   // Between batches: yield, poll or sleep (scheduler/idle_strategy.h says when and why).
   IdleStrategy idle(std::chrono::microseconds(opts_.spin_us), opts_.policy_cfg.nr_cpus);
   const auto past_deadline = [&] { return opts_.duration_s > 0 && Clock::now() >= deadline; };
+  const auto batch_demand = [&](std::span<const TaskEvent> batch) {
+    const Shim::CpuDemand d = shim.cpu_demand();
+    IdleStrategy::BatchDemand b{.queued = d.waiting, .sent = static_cast<std::int64_t>(batch.size()), .idle = d.idle};
+    for (const TaskEvent& ev : batch) b.requeued += !is_wakeup(ev);
+    return b;
+  };
+  // While polling: tasks queued beyond the idle CPUs.
+  const auto poll_demand = [&] {
+    const Shim::CpuDemand d = shim.cpu_demand();
+    return d.waiting - d.idle;
+  };
   while (keep_waiting() && !past_deadline()) {
-    if (const std::size_t n = dispatcher.run_once(keep_waiting); n > 0) {
-      if (idle.spinning_enabled()) {
-        const Shim::CpuDemand d = shim.cpu_demand();
-        IdleStrategy::BatchDemand b{.queued = d.waiting, .sent = static_cast<std::int64_t>(n), .idle = d.idle};
-        for (const TaskEvent& ev : dispatcher.last_batch()) b.requeued += !is_wakeup(ev);
-        if (idle.after_batch(Clock::now(), b)) sched_yield();
-      }
+    if (dispatcher.run_once(keep_waiting) > 0) {
+      if (idle.spinning_enabled() && idle.after_batch(Clock::now(), batch_demand(dispatcher.last_batch())))
+        sched_yield();
       continue;
     }
-    // While polling: tasks queued beyond the idle CPUs.
-    const auto demand = [&] {
-      const Shim::CpuDemand d = shim.cpu_demand();
-      return d.waiting - d.idle;
-    };
-    if (idle.when_empty(Clock::now(), demand) == IdleAction::kPoll) {
+    if (idle.when_empty(Clock::now(), poll_demand) == IdleAction::kPoll) {
       cpu_relax();
       continue;
     }

@@ -29,6 +29,16 @@
 
 namespace zernel {
 
+// Tells the core that the calling thread polls memory (x86 pause, arm64 yield): a sibling
+// hyperthread gets the pipeline meanwhile, and the loop does not flood the memory system.
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 enum class IdleAction { kPoll, kSleep };
 
 class IdleStrategy {

@@ -15,14 +15,4 @@ inline void prefetch_line(const void* p) {
 #endif
 }
 
-// Tells the core that this thread is polling memory (x86 pause, arm64 yield): a sibling
-// hyperthread gets the pipeline meanwhile, and the loop does not flood the memory system.
-inline void cpu_relax() {
-#if defined(__x86_64__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
 }  // namespace zernel
