@@ -171,36 +171,34 @@ class PhasePolicy final : public Policy {
 
   // Dispatcher thread / tests.
   // 120 bytes, so that with the table's 8-byte timestamp a slot is two cache lines. The
-  // first line holds all that a decision reads of its waker's state (account(): job,
-  // last_gpu_sync_ns, last_fed_ns), so that the waker's prefetch is one line.
+  // first line holds all that a decision of a task outside an ML job touches (most tasks
+  // of a machine: one line to fetch, not two) and all that account() reads and writes of
+  // a waker (job, last_gpu_sync_ns, last_fed_ns); the second, the ML window's signals.
   struct TaskState {
     // The slot's first line (after the table's timestamp): 56 bytes.
-    std::int32_t job = 0;         // job root when last seen; 0 = not an ML task
-    std::uint32_t win_futex = 0;  // the current window's
+    std::int32_t job = 0;                // job root when last seen; 0 = not an ML task
+    std::uint32_t runnable_1024 = 1024;  // runnable fraction, in 1/1024ths
+    std::uint64_t vruntime = 0;
     std::uint64_t last_gpu_sync_ns = 0;  // 0 = never
     std::uint64_t last_fed_ns = 0;       // last hand-over with a GPU thread of its job
-    std::uint64_t vruntime = 0;
-    // The current window.
-    std::uint64_t win_start = 0;
+    std::uint64_t tier_left_ns = 0;      // what is left of a latency tier grant's slice; 0 = none
+    std::uint64_t last_event_ns = 0;     // for the runnable fraction; 0 = none yet
+    std::uint64_t tenant_epoch = 0;
+    // The second line: tasks of ML jobs only.
+    std::uint64_t win_start = 0;  // the current window's
     std::uint64_t win_run_ns = 0;
     std::uint64_t win_iowait_ns = 0;
-    // The second line.
     std::uint64_t win_opt_burst_ns = 0;  // the burst of the last optimizer pattern
-    // Across windows.
-    std::uint64_t last_burst_ns = 0;
-    std::uint64_t tenant_epoch = 0;
-    std::uint64_t tier_key = 0;       // the last decision's, if it was a latency tier grant
-    std::uint64_t tier_left_ns = 0;   // what is left of that grant's slice; 0 = none
-    std::uint64_t last_event_ns = 0;  // for the runnable fraction; 0 = none yet
-    std::uint32_t runnable_1024 = 1024;  // runnable fraction, in 1/1024ths
-    bool win_opt_pattern = false;        // the current window's
+    std::uint64_t last_burst_ns = 0;     // across windows
+    std::uint64_t tier_key = 0;          // the last decision's, if it was a latency tier grant
+    std::uint32_t win_futex = 0;
+    bool win_opt_pattern = false;
     bool last_wakeup_was_sync = false;
     PhaseTracker tracker;
   };
   static_assert(sizeof(TaskState) <= 120, "a slot of the task table must stay two cache lines");
-  static_assert(offsetof(TaskState, job) < 56 && offsetof(TaskState, last_gpu_sync_ns) < 56 &&
-                    offsetof(TaskState, last_fed_ns) + sizeof(std::uint64_t) <= 56,
-                "what account() reads of a waker must stay in the slot's first line");
+  static_assert(offsetof(TaskState, tenant_epoch) + sizeof(std::uint64_t) <= 56,
+                "what a non-ML decision and account()'s waker touch must stay in the slot's first line");
   const TaskState* task(std::int32_t pid) const { return tasks_.find(pid); }
   std::uint64_t slice() const { return slice_; }
 
