@@ -435,7 +435,7 @@ class Bench {
   std::size_t decision_ring_bytes_;
   transport_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
-  volatile std::uint64_t consumed_ = 0;
+  zernel_consumed consumed_{};
   ring_buffer* lb_up_ = nullptr;
   user_ring_buffer* lb_down_ = nullptr;
   LibbpfSink sink_;

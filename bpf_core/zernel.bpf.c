@@ -30,6 +30,14 @@
  *    watchdog work (an unbound kworker, which must run every timeout/2 = 2.5 s) is one of
  *    the tasks this protects.
  *
+ * Direct wakeups: a decision may carry a standing grant (ZERNEL_DEC_DIRECT_WAKE, the
+ * policy's choice). Until the task's next decision replaces it, a wakeup of the task that
+ * finds an idle CPU in select_cpu runs there at once with the grant's slice, as the
+ * decision would have placed it, and ops.runnable reports it up (ZERNEL_TASK_DIRECT) so
+ * that the policy still sees every wakeup and its CPU time. A wakeup that finds no idle CPU
+ * goes up for a decision as always. The reports ring the doorbell only at half a ring: a
+ * serial workload (a pipe's ping-pong) then never waits on the dispatcher at all.
+ *
  * Placement of a decision: a named CPU gets the task in that CPU's vtime-ordered queue;
  * ZERNEL_CPU_ANY takes the previous CPU if it is idle, else any idle CPU, else the shared
  * vtime-ordered queue. ZERNEL_DEC_PREEMPT kicks the CPU whose current task has the latest
@@ -95,7 +103,7 @@ const volatile __u64 stall_period_ns = 50000000;  /* how often the timer looks *
 const volatile __u64 preempt_margin_ns = 5000000;
 
 /* Written by userspace (mmap'ed .bss), read by the stall timer. */
-volatile __u64 user_consumed;
+struct zernel_consumed user_consumed;
 
 /* Written by the stall timer; read by ops.enqueue and ops.dispatch. */
 volatile bool bypass;
@@ -137,6 +145,9 @@ struct task_ctx {
 	__u32 sleep;       /* length of the sleep that the current wakeup ended (ns, saturated) */
 	__u32 futex_waits; /* futex wait calls since the last enqueue (fentry on futex_wait*) */
 	__u32 queued;      /* 1 from its insertion into a queue until it runs (see note_queued()) */
+	__u32 direct;      /* select_cpu placed this wakeup under the grant; ops.runnable reports it */
+	__u32 trip_direct; /* this trip was such a wakeup (ZERNEL_TASK_PREV_DIRECT in the next message) */
+	__u64 grant_slice; /* ZERNEL_DEC_DIRECT_WAKE of its last decision: the slice; 0 = no grant */
 };
 
 struct {
@@ -331,15 +342,33 @@ static __always_inline void note_waker(struct task_ctx *tctx)
 	tctx->waker_tgid = by_task ? waker->tgid : 0;
 }
 
+/* Safety, not policy: sched_ext ejects the scheduler if any runnable task waits longer
+ * than timeout_ms (5 s). With thousands of runnable tasks a fixed slice cannot serve them
+ * all in time (10,000 tasks x 5 ms on 2 CPUs is 25 s), so the slice is capped to give
+ * every waiting task a turn within half the timeout. */
+static __always_inline u64 watchdog_safe_slice(u64 slice)
+{
+	u64 waiting = nr_waiting;
+	u64 budget = 2500ULL * 1000 * 1000 * nr_cpus; /* timeout_ms / 2, on every CPU */
+	u64 cap;
+
+	if (!waiting)
+		return slice;
+	cap = budget / (waiting + 1);
+	if (cap < 50000)
+		cap = 50000;
+	return slice < cap ? slice : cap;
+}
+
 s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
 	bool is_idle = false;
 	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	struct task_ctx *tctx;
+	struct task_ctx *tctx = lookup_task_ctx(p);
 
 	/* select_cpu runs in the waker's context, before a wakeup to another CPU is queued
 	 * to that CPU's wake list (where ops.runnable later sees only the IPI). */
-	if ((wake_flags & SCX_WAKE_TTWU) && (tctx = lookup_task_ctx(p))) {
+	if ((wake_flags & SCX_WAKE_TTWU) && tctx) {
 		note_waker(tctx);
 		tctx->waker_noted = 1;
 	}
@@ -351,6 +380,15 @@ s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 	if (is_idle && is_usersched(p)) {
 		zernel_insert(p, SCX_DSQ_LOCAL, slice_dfl_ns, 0);
 		STAT_INC(nr_kernel_dispatched);
+		return cpu;
+	}
+	/* A task userspace granted it to (ZERNEL_DEC_DIRECT_WAKE) takes the idle CPU now, as
+	 * its decision would have, and ops.runnable reports the wakeup. Not while bypassing:
+	 * then the dispatcher is not consuming and the fallback queue serves everyone. */
+	if (is_idle && tctx && tctx->grant_slice && !bypass && (wake_flags & SCX_WAKE_TTWU)) {
+		zernel_insert(p, SCX_DSQ_LOCAL, watchdog_safe_slice(tctx->grant_slice), 0);
+		tctx->direct = 1;
+		STAT_INC(nr_direct);
 	}
 	return cpu;
 }
@@ -366,6 +404,49 @@ static __always_inline void fallback(struct task_struct *p, struct task_ctx *tct
 	if (tctx)
 		note_queued(tctx);
 	kick_idle_for(p);
+}
+
+/* The message of an enqueue (or of a direct wakeup): what the task did since its last one,
+ * and how its previous trip went. Starts the new trip. */
+static __always_inline void fill_msg(struct zernel_task_msg *msg, struct task_struct *p,
+				     struct task_ctx *tctx, u64 enq_flags)
+{
+	bool wakeup = enq_flags & SCX_ENQ_WAKEUP;
+
+	tctx->gen++;
+	msg->pid = p->pid;
+	msg->tgid = p->tgid;
+	msg->prev_cpu = scx_bpf_task_cpu(p);
+	msg->nr_cpus_allowed = p->nr_cpus_allowed;
+	msg->enq_flags = enq_flags;
+	msg->enq_ns = zernel_now();
+	msg->runtime_ns = tctx->runtime;
+	msg->burst_ns = wakeup ? tctx->last_burst : tctx->burst;
+	msg->gen = tctx->gen;
+	msg->weight = p->scx.weight;
+	msg->flags = wakeup ? ZERNEL_TASK_WAKEUP : 0;
+	if (tctx->iowait)
+		msg->flags |= ZERNEL_TASK_IOWAIT;
+	if (tctx->trip_direct)
+		msg->flags |= ZERNEL_TASK_PREV_DIRECT;
+	msg->waker_pid = tctx->waker_pid;
+	msg->waker_tgid = tctx->waker_tgid;
+	msg->sleep_ns = wakeup ? tctx->sleep : 0;
+	msg->futex_waits = tctx->futex_waits;
+	tctx->futex_waits = 0;
+	msg->prev_decision_ns = 0;
+	msg->prev_running_ns = 0;
+	msg->prev_enq_ns = tctx->enq_at;
+	if (tctx->decided_at && tctx->started_at >= tctx->decided_at) {
+		msg->prev_decision_ns = sat_u32(tctx->decided_at - tctx->enq_at);
+		msg->prev_running_ns = sat_u32(tctx->started_at - tctx->enq_at);
+	}
+	tctx->enq_at = msg->enq_ns;
+	tctx->decided_at = 0;
+	tctx->started_at = 0;
+	tctx->trip_direct = 0;
+	__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
+	tctx->runtime = 0;
 }
 
 void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
@@ -435,37 +516,7 @@ void BPF_STRUCT_OPS(zernel_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	tctx->gen++;
-	msg->pid = p->pid;
-	msg->tgid = p->tgid;
-	msg->prev_cpu = scx_bpf_task_cpu(p);
-	msg->nr_cpus_allowed = p->nr_cpus_allowed;
-	msg->enq_flags = enq_flags;
-	msg->enq_ns = zernel_now();
-	msg->runtime_ns = tctx->runtime;
-	msg->burst_ns = (enq_flags & SCX_ENQ_WAKEUP) ? tctx->last_burst : tctx->burst;
-	msg->gen = tctx->gen;
-	msg->weight = p->scx.weight;
-	msg->flags = (enq_flags & SCX_ENQ_WAKEUP) ? ZERNEL_TASK_WAKEUP : 0;
-	if (tctx->iowait)
-		msg->flags |= ZERNEL_TASK_IOWAIT;
-	msg->waker_pid = tctx->waker_pid;
-	msg->waker_tgid = tctx->waker_tgid;
-	msg->sleep_ns = (enq_flags & SCX_ENQ_WAKEUP) ? tctx->sleep : 0;
-	msg->futex_waits = tctx->futex_waits;
-	tctx->futex_waits = 0;
-	msg->prev_decision_ns = 0;
-	msg->prev_running_ns = 0;
-	msg->prev_enq_ns = tctx->enq_at;
-	if (tctx->decided_at && tctx->started_at >= tctx->decided_at) {
-		msg->prev_decision_ns = sat_u32(tctx->decided_at - tctx->enq_at);
-		msg->prev_running_ns = sat_u32(tctx->started_at - tctx->enq_at);
-	}
-	tctx->enq_at = msg->enq_ns;
-	tctx->decided_at = 0;
-	tctx->started_at = 0;
-	__builtin_memcpy(msg->comm, p->comm, ZERNEL_COMM_LEN);
-	tctx->runtime = 0;
+	fill_msg(msg, p, tctx, enq_flags);
 	/* Before the publication: a decision can only exist after userspace read the
 	 * message, and the publication's barrier orders this store before it. */
 	tctx->in_user = 1;
@@ -498,24 +549,6 @@ static __always_inline void preempt_for(struct task_struct *p, u64 key, u64 marg
 	}
 }
 
-/* Safety, not policy: sched_ext ejects the scheduler if any runnable task waits longer
- * than timeout_ms (5 s). With thousands of runnable tasks a fixed slice cannot serve them
- * all in time (10,000 tasks x 5 ms on 2 CPUs is 25 s), so the slice is capped to give
- * every waiting task a turn within half the timeout. */
-static __always_inline u64 watchdog_safe_slice(u64 slice)
-{
-	u64 waiting = nr_waiting;
-	u64 budget = 2500ULL * 1000 * 1000 * nr_cpus; /* timeout_ms / 2, on every CPU */
-	u64 cap;
-
-	if (!waiting)
-		return slice;
-	cap = budget / (waiting + 1);
-	if (cap < 50000)
-		cap = 50000;
-	return slice < cap ? slice : cap;
-}
-
 static __always_inline void apply_decision(struct task_struct *p, struct task_ctx *tctx,
 					   const struct zernel_decision *d)
 {
@@ -525,6 +558,7 @@ static __always_inline void apply_decision(struct task_struct *p, struct task_ct
 
 	tctx->key = d->vtime;
 	tctx->decided_at = zernel_now();
+	tctx->grant_slice = (d->flags & ZERNEL_DEC_DIRECT_WAKE) ? (d->slice_ns ?: slice_dfl_ns) : 0;
 	note_queued(tctx);
 
 	if (cpu != ZERNEL_CPU_ANY &&
@@ -684,6 +718,34 @@ void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 	keep_prev(prev);
 }
 
+/* A wakeup select_cpu placed under the grant: ops.enqueue is not called for it, so its
+ * message goes up from here (the same producer context: this rq's lock, IRQs off), marked
+ * ZERNEL_TASK_DIRECT and never in_user: no decision is awaited, and a late one for an
+ * older trip is cancelled by the generation. The doorbell rings only when the ring is half
+ * full: nothing waits on the dispatcher reading it (see zernel_task_publish_lazy()). A
+ * full ring loses only the report: the CPU time stays in task_ctx for the next message. */
+static __always_inline void report_direct(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
+{
+	struct zernel_task_reservation slot;
+	struct zernel_task_msg *msg;
+	u64 now;
+
+	tctx->direct = 0;
+	msg = zernel_task_reserve(&slot);
+	if (!msg) {
+		STAT_INC(nr_direct_unsent);
+		return;
+	}
+	fill_msg(msg, p, tctx, enq_flags);
+	msg->flags |= ZERNEL_TASK_DIRECT;
+	/* The trip's decision was this placement: enqueue -> running is measured as for
+	 * any trip (ops.running sets started_at once decided_at is set). */
+	now = tctx->enq_at;
+	tctx->decided_at = now;
+	tctx->trip_direct = 1;
+	zernel_task_publish_lazy(&slot);
+}
+
 void BPF_STRUCT_OPS(zernel_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx;
@@ -700,6 +762,8 @@ void BPF_STRUCT_OPS(zernel_runnable, struct task_struct *p, u64 enq_flags)
 		note_waker(tctx);
 	tctx->waker_noted = 0;
 	tctx->sleep = tctx->slept_at ? sat_u32(zernel_now() - tctx->slept_at) : 0;
+	if (tctx->direct)
+		report_direct(p, tctx, enq_flags);
 }
 
 void BPF_STRUCT_OPS(zernel_running, struct task_struct *p)
@@ -828,7 +892,9 @@ static int stall_check(void *map, int *key, struct stall_timer *st)
 {
 	struct zernel_shim_stats *s;
 	u64 now = bpf_ktime_get_ns();
-	u64 sent = 0, consumed = user_consumed;
+	u64 sent = 0, reports = 0;
+	u64 consumed = *(volatile __u64 *)&user_consumed.messages;
+	u64 consumed_reports = *(volatile __u64 *)&user_consumed.direct;
 	u32 zero = 0, i;
 
 	u64 waiting = 0;
@@ -837,8 +903,10 @@ static int stall_check(void *map, int *key, struct stall_timer *st)
 
 	bpf_for(i, 0, nr_cpus) {
 		s = bpf_map_lookup_percpu_elem(&stats, &zero, i);
-		if (s)
+		if (s) {
 			sent += s->nr_queued;
+			reports += s->nr_direct - s->nr_direct_unsent;
+		}
 		q = scx_bpf_dsq_nr_queued(i);
 		if (q > 0)
 			waiting += q;
@@ -852,8 +920,14 @@ static int stall_check(void *map, int *key, struct stall_timer *st)
 	q = scx_bpf_dsq_nr_queued(FALLBACK_DSQ);
 	if (q > 0)
 		waiting += q;
-	/* Messages userspace has not answered yet are waiting tasks too. */
-	nr_waiting = waiting + (sent > consumed ? sent - consumed : 0);
+	/* Messages userspace has not answered yet are waiting tasks too; direct wakeup
+	 * reports are not (their tasks run already). Progress is judged on every message: a
+	 * dispatcher that reads only reports is consuming (it wakes for them at least once
+	 * per sleep timeout, 100 ms, below stall_timeout_ns). */
+	if (sent > consumed - consumed_reports)
+		waiting += sent - (consumed - consumed_reports);
+	nr_waiting = waiting;
+	sent += reports;
 	if (sent == consumed || consumed != st->last_consumed) {
 		/* Nothing pending, or progress since the last look. */
 		st->stalled_since = 0;

@@ -33,6 +33,13 @@
 enum zernel_task_flags {
 	ZERNEL_TASK_WAKEUP = 1u << 0, /* enqueued because it woke up (not a slice expiry) */
 	ZERNEL_TASK_IOWAIT = 1u << 1, /* its last sleep was an I/O wait (p->in_iowait) */
+	/* A wakeup the shim has already placed on an idle CPU under the task's standing grant
+	 * (ZERNEL_DEC_DIRECT_WAKE): sent up so that the policy accounts for it, not to be
+	 * answered. The dispatcher sends no decision for it. */
+	ZERNEL_TASK_DIRECT = 1u << 2,
+	/* The previous trip was such a wakeup: prev_running_ns is its enqueue -> running, and
+	 * prev_decision_ns is 0 (no round trip was made). */
+	ZERNEL_TASK_PREV_DIRECT = 1u << 3,
 };
 
 /* zernel_decision.flags */
@@ -44,6 +51,13 @@ enum zernel_decision_flags {
 	 * the shim's preempt_margin_ns. For tasks with a latency target (the phase policy's
 	 * data loaders and collectives), where waiting for a peer's slice to end is the miss. */
 	ZERNEL_DEC_PREEMPT_NOW = 1u << 1,
+	/* A standing grant, until the task's next decision replaces it: a wakeup of this task
+	 * that finds an idle CPU (select_cpu) runs there at once, with this decision's slice,
+	 * and is reported up as ZERNEL_TASK_DIRECT instead of waiting for a decision. What the
+	 * shim would do with a ZERNEL_CPU_ANY decision on an idle CPU, without the round trip
+	 * (ghOSt's agents pre-stage decisions for idle CPUs the same way). The policy decides
+	 * who gets one; a wakeup that finds no idle CPU goes up as always. */
+	ZERNEL_DEC_DIRECT_WAKE = 1u << 2,
 };
 
 struct zernel_task_msg {
@@ -134,6 +148,8 @@ struct zernel_shim_stats {
 	__u64 nr_drain_busy;     /* another CPU was draining the user ring */
 	__u64 nr_rescued;        /* handed to userspace, then dispatched by the shim in a stall */
 	__u64 nr_malformed;      /* decision samples skipped unread: bad count or length */
+	__u64 nr_direct;         /* wakeups placed on an idle CPU under a grant (ZERNEL_DEC_DIRECT_WAKE) */
+	__u64 nr_direct_unsent;  /* of those, reports the full ring could not take (their CPU time goes with the next) */
 };
 
 /* What each CPU runs, one entry per CPU id in the shim's cpu_ctxs array map, which
@@ -161,6 +177,14 @@ struct zernel_cpu_state {
 struct zernel_wake_flags {
 	__u32 user_sleeping;      /* dispatcher is (about to be) blocked on the task rings' doorbell */
 	__u32 user_waiting_space; /* dispatcher is (about to be) blocked on a full decision ring */
+};
+
+/* What the dispatcher has read of the task rings, for the shim's stall timer (its .bss).
+ * Written by BpfChannel once per batch with plain stores, read by the timer without
+ * ordering (a stale read delays a stall's detection by one timer period). */
+struct zernel_consumed {
+	__u64 messages; /* every message read */
+	__u64 direct;   /* of those, direct wakeup reports (ZERNEL_TASK_DIRECT): no task waits on them */
 };
 
 struct zernel_exit_info {

@@ -314,6 +314,7 @@ Outcome Agent::run_session(bool first) {
   s->dispatcher = std::make_unique<Dispatcher>(*s->channel, *initial, opts_.batch);
   s->dispatcher->set_observer(&s->observer);
   s->dispatcher->set_load_source(s->shim->waiting_counter());
+  s->dispatcher->set_direct_wakeups(opts_.direct_wakeups);
   if (first) lock_memory();
   prefault_stack();
 
@@ -365,8 +366,12 @@ Outcome Agent::run_session(bool first) {
   const auto past_deadline = [&] { return opts_.duration_s > 0 && Clock::now() >= deadline; };
   const auto batch_demand = [&](std::span<const TaskEvent> batch) {
     const Shim::CpuDemand d = shim.cpu_demand();
-    IdleStrategy::BatchDemand b{.queued = d.waiting, .sent = static_cast<std::int64_t>(batch.size()), .idle = d.idle};
-    for (const TaskEvent& ev : batch) b.requeued += !is_wakeup(ev);
+    IdleStrategy::BatchDemand b{.queued = d.waiting, .sent = 0, .idle = d.idle};
+    for (const TaskEvent& ev : batch) {
+      if (ev.flags & ZERNEL_TASK_DIRECT) continue;  // running already
+      ++b.sent;
+      b.requeued += !is_wakeup(ev);
+    }
     return b;
   };
   // While polling: tasks queued beyond the idle CPUs.
@@ -376,6 +381,8 @@ Outcome Agent::run_session(bool first) {
   };
   while (keep_waiting() && !past_deadline()) {
     if (dispatcher.run_once(keep_waiting) > 0) {
+      // A batch of direct wakeup reports only placed nothing: no reason to spin on.
+      if (dispatcher.last_answered() == 0) continue;
       if (idle.spinning_enabled() && idle.after_batch(Clock::now(), batch_demand(dispatcher.last_batch())))
         sched_yield();
       continue;
@@ -506,7 +513,7 @@ void Agent::publish_metrics(Session& s) {
     m.phase_time_pct[i] = 100.0 * static_cast<double>(delta[i]) / static_cast<double>(total);
   m.dispatches = {st.shim.nr_user_dispatched, st.shim.nr_kernel_dispatched, st.shim.nr_congested,
                   st.shim.nr_bypassed,        st.shim.nr_rescued,           st.shim.nr_cancelled,
-                  st.shim.nr_bounced,         st.shim.nr_exited};
+                  st.shim.nr_bounced,         st.shim.nr_exited,            st.shim.nr_direct};
   m.preempt_kicks_total = st.shim.nr_preempt_kicks;
   m.ring_used_bytes_tasks = s.channel->pending_bytes();
   m.ring_used_bytes_decisions = s.channel->pending_decision_bytes();

@@ -33,6 +33,7 @@ struct AgentOptions {
   double duration_s = 0;        // 0: run until signalled
   std::size_t batch = 512;
   std::uint32_t spin_us = 200;  // poll this long after a batch before sleeping (IdleStrategy; 0: sleep at once)
+  bool direct_wakeups = true;   // let the policies' grants place wakeups on idle CPUs (ZERNEL_DEC_DIRECT_WAKE)
   bool metrics = true;          // serve /metrics on config.telemetry
   std::string control_socket;   // empty: control::kDefaultSocketPath
   std::string pidfile = "/run/zernel/scheduler.pid";

@@ -75,7 +75,7 @@ std::uint32_t task_ring_slots_for(std::size_t ring_bytes, std::uint32_t nr_cpus)
 }
 
 std::unique_ptr<BpfChannel> BpfChannel::open(const TaskRingMaps& tasks, int decision_ring_fd,
-                                             volatile std::uint64_t* consumed,
+                                             zernel_consumed* consumed,
                                              zernel_wake_flags* wake, std::string* error) {
   std::unique_ptr<BpfChannel> ch(new BpfChannel());
   ch->doorbell_fd_ = tasks.doorbell_fd;
@@ -188,7 +188,10 @@ std::size_t BpfChannel::receive(std::span<TaskEvent> out) {
     const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>({head - tail, slots_per_ring_, max - n}));
     const TaskEvent* const base = slots_ + std::size_t{ring} * slots_per_ring_;
     // A compile-time size per message: a few vector moves, not a run-time-length copy.
-    for (std::size_t i = 0; i < take; ++i) std::memcpy(dst + n + i, base + ((tail + i) & mask), sizeof(TaskEvent));
+    for (std::size_t i = 0; i < take; ++i) {
+      std::memcpy(dst + n + i, base + ((tail + i) & mask), sizeof(TaskEvent));
+      consumed_direct_ += (dst[n + i].flags & ZERNEL_TASK_DIRECT) != 0;
+    }
     n += take;
     // One release store per ring per batch. Pairs with the producer's read of tail when it
     // looks for space: the slots we copied may be reused once it sees the new tail.
@@ -197,7 +200,10 @@ std::size_t BpfChannel::receive(std::span<TaskEvent> out) {
   next_ring_ = ring;
   if (n) {
     consumed_total_ += n;
-    *consumed_ = consumed_total_;  // one plain store per batch, read by the stall timer
+    // Plain stores, once per batch, read by the stall timer without ordering: a read
+    // between the two is off by one batch's reports, for one timer period.
+    *static_cast<volatile __u64*>(&consumed_->direct) = consumed_direct_;
+    *static_cast<volatile __u64*>(&consumed_->messages) = consumed_total_;
   }
   return n;
 }

@@ -95,11 +95,12 @@ TaskRingMaps task_ring_maps(const Skeleton* skel) {
 class BpfChannel final : public Channel {
  public:
   // Maps the rings. `consumed` points into the shim's .bss: the count of task events taken
-  // from the rings, which the shim's stall timer watches. `wake` (also .bss) is where this
+  // from the rings (and of the direct wakeup reports among them), which the shim's stall
+  // timer watches. `wake` (also .bss) is where this
   // side announces that it is about to block, so that producers wake it only then.
   // Returns nullptr with *error set.
   static std::unique_ptr<BpfChannel> open(const TaskRingMaps& tasks, int decision_ring_fd,
-                                          volatile std::uint64_t* consumed,
+                                          zernel_consumed* consumed,
                                           zernel_wake_flags* wake, std::string* error);
   ~BpfChannel() override;
 
@@ -155,9 +156,10 @@ class BpfChannel final : public Channel {
   // says a batch does not fit, not once per batch.
   unsigned long down_consumer_seen_ = 0;
 
-  volatile std::uint64_t* consumed_ = nullptr;
+  zernel_consumed* consumed_ = nullptr;
   zernel_wake_flags* wake_ = nullptr;
   std::uint64_t consumed_total_ = 0;
+  std::uint64_t consumed_direct_ = 0;
 };
 
 }  // namespace zernel

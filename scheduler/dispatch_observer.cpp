@@ -15,6 +15,11 @@ void DispatchObserver::on_batch(std::span<const TaskEvent> events,
 
   decision_batch_.record(decide_ns);
   for (const TaskEvent& ev : events) {
+    // A direct wakeup made no round trip, but waited from its enqueue to running as any.
+    if (ev.flags & ZERNEL_TASK_PREV_DIRECT) {
+      enqueue_to_running_.record(ev.prev_running_ns);
+      continue;
+    }
     if (ev.prev_decision_ns == 0) continue;  // previous trip bypassed userspace
     round_trip_.record(ev.prev_decision_ns);
     enqueue_to_running_.record(ev.prev_running_ns);
@@ -37,7 +42,7 @@ void DispatchObserver::trace_batch(telemetry::TraceRecorder& rec, std::span<cons
     rec.name_thread(ev.pid, ev.tgid, comm_of(ev));
     // The previous trip, complete now that the shim reported it: decided, ran on
     // prev_cpu from `start` for about runtime_ns (CPU time since that enqueue).
-    if (ev.prev_decision_ns != 0) {
+    if (ev.prev_decision_ns != 0 || (ev.flags & ZERNEL_TASK_PREV_DIRECT)) {
       const std::uint64_t start = ev.prev_enq_ns + ev.prev_running_ns;
       rec.record({ev.prev_enq_ns + ev.prev_decision_ns, ev.pid, ev.tgid, -1, TraceKind::Decision, ph});
       rec.record({start, ev.pid, ev.tgid, ev.prev_cpu, TraceKind::Running, ph});

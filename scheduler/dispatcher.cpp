@@ -7,7 +7,21 @@ Dispatcher::Dispatcher(Channel& channel, Policy& policy, std::size_t batch)
       policy_(&policy),
       batch_(batch ? batch : kDefaultBatch),
       events_(std::make_unique<TaskEvent[]>(batch_)),
-      decisions_(std::make_unique<Decision[]>(batch_)) {}
+      decisions_(std::make_unique<Decision[]>(batch_)),
+      outgoing_(std::make_unique<Decision[]>(batch_)) {}
+
+std::span<const Decision> Dispatcher::answers(std::span<const TaskEvent> events, std::span<Decision> decisions) {
+  if (!direct_wakeups_)
+    for (Decision& d : decisions) d.flags &= ~std::uint64_t{ZERNEL_DEC_DIRECT_WAKE};
+  std::size_t first = 0;  // the batch's first direct report, if any
+  while (first < events.size() && !(events[first].flags & ZERNEL_TASK_DIRECT)) ++first;
+  if (first == events.size()) return decisions;
+  std::size_t m = 0;
+  for (std::size_t i = 0; i < events.size(); ++i)
+    if (!(events[i].flags & ZERNEL_TASK_DIRECT)) outgoing_[m++] = decisions[i];
+  direct_.add(events.size() - m);
+  return {outgoing_.get(), m};
+}
 
 void Dispatcher::adopt_pending_policy() {
   // Pairs with the release store in request_policy().
@@ -27,6 +41,7 @@ DispatcherCounters Dispatcher::counters() const {
   c.batches = batches_.get();
   c.ring_full_waits = ring_full_waits_.get();
   c.policy_switches = switches_.get();
+  c.direct_reports = direct_.get();
   return c;
 }
 

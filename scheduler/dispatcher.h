@@ -4,10 +4,13 @@
 //   channel.receive(events)  ->  policy.decide(events, decisions)  ->  channel.send(decisions)
 //                                        `-> observer.on_batch(events, decisions, decide time)
 //
-// Invariant: every event received is answered by exactly one decision that reaches the
-// channel, in order. If the down ring is full, run_once() waits for space instead of
-// dropping: a dropped decision is a task that never runs (the shim would only notice at
-// the watchdog).
+// Invariant: every event received that awaits a decision is answered by exactly one
+// decision that reaches the channel, in order. If the down ring is full, run_once() waits
+// for space instead of dropping: a dropped decision is a task that never runs (the shim
+// would only notice at the watchdog). A direct wakeup's report (ZERNEL_TASK_DIRECT: the
+// shim already ran the task on an idle CPU under its grant) awaits none: the policy decides
+// it like any event, so that its accounting sees the task's CPU time and wakeup, and its
+// decision is not sent.
 //
 // Threads: run_once() and everything it calls run on the dispatcher thread. Other threads
 // (the agent's control thread) may read counters() and call request_policy() at any time.
@@ -42,6 +45,7 @@ struct DispatcherCounters {
   std::uint64_t batches = 0;          // non-empty run_once() passes
   std::uint64_t ring_full_waits = 0;  // times the down ring was full mid-batch
   std::uint64_t policy_switches = 0;  // policies taken over from request_policy()
+  std::uint64_t direct_reports = 0;   // events that were direct wakeups: decided, not sent
 };
 
 // Sees every batch after the policy decided it, on the dispatcher thread: the place for
@@ -88,6 +92,11 @@ class Dispatcher {
   Policy& policy() const { return *policy_; }
   // The events of the last non-empty run_once(), valid until the next one.
   std::span<const TaskEvent> last_batch() const { return {events_.get(), last_n_}; }
+  // How many of them awaited a decision (not direct wakeup reports).
+  std::size_t last_answered() const { return last_answered_; }
+  // Whether decisions may carry ZERNEL_DEC_DIRECT_WAKE (the policies ask for it; off, the
+  // dispatcher clears it, and every wakeup comes up for a decision). Before the loop starts.
+  void set_direct_wakeups(bool on) { direct_wakeups_ = on; }
   void set_observer(BatchObserver* observer) { observer_ = observer; }
   // Where the number of waiting tasks is published (the shim's .bss); read once per batch.
   void set_load_source(const volatile std::uint64_t* nr_waiting) { load_ = nr_waiting; }
@@ -110,8 +119,14 @@ class Dispatcher {
   const volatile std::uint64_t* load_ = nullptr;
   std::size_t batch_;
   std::size_t last_n_ = 0;
+  std::size_t last_answered_ = 0;
+  bool direct_wakeups_ = true;
   std::unique_ptr<TaskEvent[]> events_;
   std::unique_ptr<Decision[]> decisions_;
+  std::unique_ptr<Decision[]> outgoing_;  // a batch's decisions without the direct reports'
+  // What of `decisions` goes down: all of it (the same span) unless the batch holds direct
+  // wakeup reports, whose decisions are left out (copied to outgoing_, in order).
+  std::span<const Decision> answers(std::span<const TaskEvent> events, std::span<Decision> decisions);
 
   // Written by request_policy() (any thread, release), taken by the dispatcher thread
   // (acquire exchange), so the policy object's state is visible before it is used.
@@ -121,7 +136,7 @@ class Dispatcher {
   std::atomic<std::uint64_t> epoch_{0};
   std::atomic<std::uint64_t> first_decision_ns_{0};
 
-  SingleWriterCounter received_, sent_, batches_, ring_full_waits_, switches_;
+  SingleWriterCounter received_, sent_, batches_, ring_full_waits_, switches_, direct_;
 };
 
 template <typename KeepWaiting>
@@ -151,10 +166,12 @@ std::size_t Dispatcher::run_once(KeepWaiting&& keep_waiting) {
     epoch_.store(epoch_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 
+  const std::span<const Decision> out = answers(events.first(n), decisions);
+  last_answered_ = out.size();
   std::size_t done = 0;
-  while (done < n) {
-    done += channel_.send(decisions.subspan(done));
-    if (done < n) {
+  while (done < out.size()) {
+    done += channel_.send(out.subspan(done));
+    if (done < out.size()) {
       ring_full_waits_.add(1);
       if (!keep_waiting()) break;
       channel_.wait_for_space(std::chrono::milliseconds(10));

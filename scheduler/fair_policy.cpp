@@ -49,7 +49,9 @@ Decision FairPolicy::decide_one(const TaskEvent& ev) {
   d.slice_ns = slice_;
   d.vtime = st.vruntime + scaled(request, ev.weight);
   d.gen = ev.gen;
-  d.flags = short_burst ? ZERNEL_DEC_PREEMPT : 0;
+  // Its next wakeups that find an idle CPU run there at once (the shim's placement of
+  // kCpuAny, without the round trip): with a CPU to itself the task's key orders nothing.
+  d.flags = (short_burst ? ZERNEL_DEC_PREEMPT : 0) | ZERNEL_DEC_DIRECT_WAKE;
   return d;
 }
 

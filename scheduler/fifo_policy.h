@@ -25,6 +25,7 @@ class FifoPolicy final : public Policy {
       d.slice_ns = cfg_.slice_ns;
       d.vtime = ev.enq_ns;  // enqueue time orders the queues: arrival order
       d.gen = ev.gen;
+      d.flags = ZERNEL_DEC_DIRECT_WAKE;  // an idle CPU serves arrival order at once
     }
   }
 

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   double monitor_s = 0;
   bool dump_config = false;
   bool no_metrics = false;
+  bool no_direct = false;
   std::size_t max_tracked = 0;
 
   CLI::App app{"zernel-scheduler: a userspace sched_ext CPU scheduler for ML machines.\n"
@@ -75,6 +76,10 @@ int main(int argc, char** argv) {
                  "pipe round trip, at the price of up to one CPU that would otherwise idle; never on one CPU)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
+  app.add_flag("--no-direct-wakeups", no_direct,
+               "Send every wakeup up for a decision, also those that find an idle CPU (by default the "
+               "policies grant tasks a standing decision for that case, applied by the shim without "
+               "the round trip)");
   app.add_option("--max-tracked-tasks", max_tracked,
                  "Tasks whose history the policy keeps (default: [general] max_tracked_tasks)")
       ->check(CLI::Range(16, 1 << 22));
@@ -134,6 +139,7 @@ int main(int argc, char** argv) {
   opts.shim.dispatcher_tid = gettid();
   opts.shim.agent_tgid = getpid();
   opts.metrics = !no_metrics;
+  opts.direct_wakeups = !no_direct;
 
   if (wait_free_s > 0 && geteuid() == 0) {
     const auto deadline = std::chrono::steady_clock::now() +

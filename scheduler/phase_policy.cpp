@@ -454,7 +454,8 @@ int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
   }
   // The latency tier (see the header): a wakeup of a task that sleeps at least as long as
   // it runs, while the tier's CPU budget for this window lasts.
-  if (!resumed && rule.latency_target_ns && is_wakeup(ev) && ev.sleep_ns >= ev.burst_ns) {
+  if (!resumed && rule.latency_target_ns && is_wakeup(ev) && ev.sleep_ns >= ev.burst_ns &&
+      !(ev.flags & ZERNEL_TASK_DIRECT)) {  // a direct wakeup ran at once, without the tier
     const std::uint64_t tier_slice = std::clamp<std::uint64_t>(2 * request, cfg_.min_slice_ns, slice);
     if (tier_used_ns_ + tier_slice <= tier_budget_ns_) {
       tier_used_ns_ += tier_slice;
@@ -479,6 +480,9 @@ int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
   d.slice_ns = slice;
   d.vtime = key;
   d.gen = ev.gen;
+  // As fair: a standing grant for wakeups onto an idle CPU, unless the task was given a
+  // CPU of its own choosing (its GPU's node), which an idle CPU elsewhere would undo.
+  if (d.cpu == kCpuAny || ev.nr_cpus_allowed == 1) flags |= ZERNEL_DEC_DIRECT_WAKE;
   d.flags = flags;
   return phase;
 }

@@ -140,8 +140,8 @@ Shim::CpuDemand Shim::cpu_demand() const {
 TaskRingMaps Shim::task_rings() const { return task_ring_maps(skel_); }
 int Shim::decision_ring_fd() const { return bpf_map__fd(skel_->maps.decisions); }
 
-volatile std::uint64_t* Shim::consumed_counter() {
-  return reinterpret_cast<volatile std::uint64_t*>(&skel_->bss->user_consumed);
+zernel_consumed* Shim::consumed_counter() {
+  return &skel_->bss->user_consumed;
 }
 
 zernel_wake_flags* Shim::wake_flags() { return &skel_->bss->wake; }
@@ -184,6 +184,8 @@ ShimStats Shim::read_stats() const {
     total.nr_drain_busy += c.nr_drain_busy;
     total.nr_rescued += c.nr_rescued;
     total.nr_malformed += c.nr_malformed;
+    total.nr_direct += c.nr_direct;
+    total.nr_direct_unsent += c.nr_direct_unsent;
   }
   return total;
 }

@@ -46,7 +46,7 @@ class Shim {
 
   TaskRingMaps task_rings() const;
   int decision_ring_fd() const;
-  volatile std::uint64_t* consumed_counter();
+  zernel_consumed* consumed_counter();
   zernel_wake_flags* wake_flags();
   // Tasks waiting in the shim's queues (and in the ring), sampled every 50 ms.
   const volatile std::uint64_t* waiting_counter();

@@ -4,8 +4,9 @@ namespace zernel::telemetry {
 
 namespace {
 
-constexpr std::array<std::string_view, 8> kDispatchPaths = {"user",      "kernel",  "congested", "bypassed",
-                                                            "rescued",   "cancelled", "bounced", "exited"};
+constexpr std::array<std::string_view, 9> kDispatchPaths = {"user",      "kernel",    "congested",
+                                                            "bypassed",  "rescued",   "cancelled",
+                                                            "bounced",   "exited",    "direct"};
 
 std::string str(std::string_view s) { return std::string(s); }
 
@@ -74,7 +75,8 @@ SchedulerMetrics::SchedulerMetrics(std::string_view version, std::string_view po
                          .Name("zernel_scheduler_dispatches_total")
                          .Help("Tasks dispatched, by path: user = decision applied, kernel = by the shim "
                                "without asking, congested/bypassed/rescued = fallback queue, "
-                               "cancelled/bounced/exited = decisions not applied as sent.")
+                               "cancelled/bounced/exited = decisions not applied as sent, direct = wakeups placed on an "
+                               "idle CPU under the policy's standing grant (reported, not decided).")
                          .Register(registry_);
   for (std::size_t i = 0; i < kDispatchPaths.size(); ++i) {
     dispatches_[i].counter = &dispatches.Add({{"path", str(kDispatchPaths[i])}});
@@ -155,8 +157,8 @@ void SchedulerMetrics::update(const MetricsSnapshot& s) {
   }
 
   const DispatchPathTotals& d = s.dispatches;
-  const std::array<std::uint64_t, 8> paths = {d.user,    d.kernel,    d.congested, d.bypassed,
-                                              d.rescued, d.cancelled, d.bounced,   d.exited};
+  const std::array<std::uint64_t, 9> paths = {d.user,      d.kernel,  d.congested, d.bypassed, d.rescued,
+                                              d.cancelled, d.bounced, d.exited,    d.direct};
   for (std::size_t i = 0; i < paths.size(); ++i) dispatches_[i].set_total(paths[i]);
   preempt_kicks_.set_total(s.preempt_kicks_total);
   ring_tasks_->Set(static_cast<double>(s.ring_used_bytes_tasks));

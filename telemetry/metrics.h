@@ -16,7 +16,7 @@
 //             decision_batch (userspace decision time per batch)
 //       phase: "all" always; a phase name once that phase has a sample
 //   zernel_scheduler_dispatches_total{path}                             counter
-//       path: user kernel congested bypassed rescued cancelled bounced exited
+//       path: user kernel congested bypassed rescued cancelled bounced exited direct
 //   zernel_scheduler_preempt_kicks_total                                counter
 //   zernel_scheduler_ring_used_bytes{ring="tasks"|"decisions"}           gauge
 //   zernel_scheduler_tasks_waiting                                      gauge
@@ -58,6 +58,7 @@ struct DispatchPathTotals {
   std::uint64_t cancelled = 0;  // stale decisions
   std::uint64_t bounced = 0;    // decision for a CPU the task may no longer use
   std::uint64_t exited = 0;     // decision for a task that had exited
+  std::uint64_t direct = 0;     // wakeups placed on an idle CPU under a standing grant
 };
 
 struct LatencyByPhase {
@@ -125,7 +126,7 @@ class SchedulerMetrics {
   prom::Family<prom::Histogram>* latency_family_ = nullptr;
   // [kind][phase], phase index kPhaseCount = "all"; nullptr until the series exists.
   std::array<std::array<prom::Histogram*, kPhaseCount + 1>, kLatencyKindCount> latency_{};
-  std::array<TotalCounter, 8> dispatches_{};  // DispatchPathTotals' order
+  std::array<TotalCounter, 9> dispatches_{};  // DispatchPathTotals' order
   TotalCounter preempt_kicks_;
   prom::Gauge* ring_tasks_ = nullptr;
   prom::Gauge* ring_decisions_ = nullptr;

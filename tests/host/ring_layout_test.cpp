@@ -166,7 +166,7 @@ class RingLayout : public ::testing::Test {
   int nr_cpus_ = 0;
   ring_layout_bpf* skel_ = nullptr;
   std::unique_ptr<BpfChannel> channel_;
-  volatile std::uint64_t consumed_ = 0;
+  zernel_consumed consumed_{};
 };
 
 TEST_F(RingLayout, EveryFieldOfATaskMessageArrivesIntact) {
@@ -180,7 +180,7 @@ TEST_F(RingLayout, EveryFieldOfATaskMessageArrivesIntact) {
     const TaskEvent want = expected(1000 + i);
     EXPECT_EQ(std::memcmp(&got[i], &want, sizeof(TaskEvent)), 0) << "message " << i;
   }
-  EXPECT_EQ(consumed_, 64u);
+  EXPECT_EQ(consumed_.messages, 64u);
   EXPECT_GT(channel_->pending_bytes(), 0u);
 
   std::size_t n2 = channel_->receive(got);
@@ -191,7 +191,7 @@ TEST_F(RingLayout, EveryFieldOfATaskMessageArrivesIntact) {
     EXPECT_EQ(got[i].gen, want.gen);
     EXPECT_EQ(std::string(comm_of(got[i])), std::string(comm_of(want)));
   }
-  EXPECT_EQ(consumed_, 100u);
+  EXPECT_EQ(consumed_.messages, 100u);
   EXPECT_EQ(channel_->pending_bytes(), 0u);
   EXPECT_EQ(channel_->receive(got), 0u);
 }
@@ -402,7 +402,7 @@ TEST_F(RingLayout, FullTaskRingRefusesMessagesInsteadOfOverwritingThenWrapsAroun
     const TaskEvent want = expected(i < kSlots - 100 ? 100 + i : 50000 + (i - (kSlots - 100)));
     ASSERT_EQ(std::memcmp(&got[i], &want, sizeof(TaskEvent)), 0) << "message " << i;
   }
-  EXPECT_EQ(consumed_, kSlots + 100u);
+  EXPECT_EQ(consumed_.messages, kSlots + 100u);
   EXPECT_EQ(channel_->pending_bytes(), 0u);
 }
 
@@ -505,7 +505,7 @@ TEST_F(RingLayout, OpenRefusesTaskSlotsOfAnotherMessageSize) {
   TaskRingMaps maps = task_ring_maps(skel_);
   maps.slots_fd = odd;
   std::string error;
-  volatile std::uint64_t consumed = 0;
+  zernel_consumed consumed{};
   EXPECT_EQ(BpfChannel::open(maps, bpf_map__fd(skel_->maps.decisions), &consumed, &skel_->bss->wake, &error), nullptr);
   EXPECT_NE(error.find("112-byte messages"), std::string::npos) << error;
   EXPECT_NE(error.find("fix: rebuild"), std::string::npos) << error;

@@ -50,5 +50,27 @@ TEST(DispatchObserver, PolicyWithoutPhasesTracesUnknown) {
   EXPECT_NE(json.find("{\"name\":\"unknown\",\"cat\":\"run\""), std::string::npos) << json;
 }
 
+// A direct wakeup made no round trip: its enqueue -> running counts (runqlat sees it too),
+// its round trip does not, and its run is traced like any other.
+TEST(DispatchObserver, DirectTripCountsItsWaitButNoRoundTrip) {
+  DispatchObserver obs;
+  telemetry::TraceRecorder rec(64);
+  obs.arm(&rec);
+  TaskEvent direct = with_previous_trip(7);
+  direct.flags = ZERNEL_TASK_PREV_DIRECT;
+  direct.prev_decision_ns = 0;
+  TaskEvent normal = with_previous_trip(8);
+  const TaskEvent events[] = {direct, normal};
+  Decision d[2]{};
+  obs.on_batch(events, d, 5, {});
+  obs.disarm();
+  EXPECT_EQ(obs.round_trip().snapshot().count(), 1u);
+  EXPECT_EQ(obs.enqueue_to_running().snapshot().count(), 2u);
+  const std::string json = rec.chrome_json();
+  std::size_t runs = 0;
+  for (std::size_t at = json.find("\"cat\":\"run\""); at != std::string::npos; at = json.find("\"cat\":\"run\"", at + 1)) ++runs;
+  EXPECT_EQ(runs, 2u) << json;
+}
+
 }  // namespace
 }  // namespace zernel

@@ -150,5 +150,43 @@ TEST(Dispatcher, ObserverSeesEveryBatchWithItsDecisions) {
   EXPECT_EQ(obs.batches, 3u);
 }
 
+// A direct wakeup's report (the shim ran the task already) is decided, so that the policy
+// accounts for it, but not answered: a decision for it would only be cancelled in the shim.
+TEST(Dispatcher, DirectWakeupReportsAreDecidedButNotAnswered) {
+  FakeChannel ch;
+  FairPolicy policy({});
+  Dispatcher d(ch, policy, 8);
+  RecordingObserver obs;
+  d.set_observer(&obs);
+  for (int i = 0; i < 6; ++i) {
+    TaskEvent ev = make_event(100 + i);
+    ev.flags = ZERNEL_TASK_WAKEUP | (i % 2 ? std::uint32_t{ZERNEL_TASK_DIRECT} : 0u);
+    ch.push(ev);
+  }
+  EXPECT_EQ(d.run_once(), 6u);
+  EXPECT_EQ(d.last_answered(), 3u);
+  ASSERT_EQ(ch.sent.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(ch.sent[i].pid, 100 + 2 * i);  // in order, reports left out
+  EXPECT_EQ(obs.events, 6u);                                            // the observer sees all
+  EXPECT_EQ(d.counters().sent, 3u);
+  EXPECT_EQ(d.counters().direct_reports, 3u);
+  // The policy accounted for the reported ones too.
+  EXPECT_NE(policy.tasks().find(101), nullptr);
+}
+
+TEST(Dispatcher, DirectWakeupsOffClearsTheGrantOfEveryDecision) {
+  for (const bool on : {true, false}) {
+    FakeChannel ch;
+    FairPolicy policy({});
+    Dispatcher d(ch, policy, 8);
+    d.set_direct_wakeups(on);
+    for (int i = 0; i < 4; ++i) ch.push(make_event(100 + i));
+    d.run_once();
+    ASSERT_EQ(ch.sent.size(), 4u);
+    for (const Decision& dec : ch.sent)
+      EXPECT_EQ((dec.flags & ZERNEL_DEC_DIRECT_WAKE) != 0, on) << dec.pid;
+  }
+}
+
 }  // namespace
 }  // namespace zernel

@@ -23,6 +23,8 @@ constexpr std::uint64_t kMs = 1'000'000;
 constexpr std::uint64_t kUs = 1'000;
 constexpr std::uint64_t kT0 = 10'000 * kMs;  // shim clock at the first event: not 0
 constexpr std::uint64_t kPreemptNow = ZERNEL_DEC_PREEMPT | ZERNEL_DEC_PREEMPT_NOW;
+// A decision's preemption request, without its direct wakeup grant (tested on its own).
+std::uint64_t preempt_of(const Decision& d) { return d.flags & kPreemptNow; }
 
 // A process of an ML job using GPU 0 (the trainer of most tests).
 ProcessInfo ml_proc(std::int32_t tgid, std::int32_t job, std::int16_t node = -1) {
@@ -179,11 +181,11 @@ TEST(PhasePolicy, TrainerPatternCommitsOptimizerStepAfterStabilityCount) {
     const Decision d = h.decide(wakeup(1000, 1000, kT0 + k * 25 * kMs, 2 * kMs, 23 * kMs));
     ASSERT_EQ(h.phase(1000), Phase::Unknown) << "committed early, at event " << k;
     // Unknown: fair's rule, a short-burst wakeup may preempt, with the margin.
-    EXPECT_EQ(d.flags, std::uint64_t{ZERNEL_DEC_PREEMPT}) << k;
+    EXPECT_EQ(preempt_of(d), std::uint64_t{ZERNEL_DEC_PREEMPT}) << k;
   }
   const Decision d = h.decide(wakeup(1000, 1000, kT0 + 12 * 25 * kMs, 2 * kMs, 23 * kMs));
   EXPECT_EQ(h.phase(1000), Phase::OptimizerStep);
-  EXPECT_EQ(d.flags, kPreemptNow);  // the committing event is already decided as OptimizerStep
+  EXPECT_EQ(preempt_of(d), kPreemptNow);  // the committing event is already decided as OptimizerStep
   EXPECT_EQ(h.policy().transitions(), 1u);
 
   const std::vector<PhaseChange> ch = h.drain();
@@ -311,7 +313,7 @@ TEST(PhasePolicy, NcclCollectiveNeedsNcclTheSwitchAndFutexWaits) {
       last = h.decide(runnable(8001, 8000, kT0 + k * 10 * kMs, 1 * kMs, futex));
       if (!committed_at && h.phase(8001) != Phase::Unknown) committed_at = k * 10 * kMs;
     }
-    return std::tuple{h.phase(8001), committed_at, last.flags};
+    return std::tuple{h.phase(8001), committed_at, preempt_of(last)};
   };
   const auto [phase, at, flags] = run(true, true, 2);
   EXPECT_EQ(phase, Phase::NcclCollective);
@@ -404,11 +406,11 @@ TEST(PhasePolicy, DataLoadingPreemptsAtOnceOnEveryEnqueue) {
   ASSERT_EQ(h.phase(4000), Phase::DataLoading);
 
   const Decision d = h.decide(runnable(4000, 4000, t, 5 * kMs));  // slice expiry, no wakeup
-  EXPECT_EQ(d.flags, kPreemptNow);
+  EXPECT_EQ(preempt_of(d), kPreemptNow);
   // An ML task in Unknown gets nothing for the same enqueue.
   const Decision u = h.decide(runnable(4100, 4100, t, 5 * kMs));
   EXPECT_EQ(h.phase(4100), Phase::Unknown);
-  EXPECT_EQ(u.flags, 0u);
+  EXPECT_EQ(preempt_of(u), 0u);
 }
 
 TEST(PhasePolicy, OptimizerStepPreemptsOnWakeupsOnly) {
@@ -417,12 +419,12 @@ TEST(PhasePolicy, OptimizerStepPreemptsOnWakeupsOnly) {
   std::uint64_t t = run_trainer(h, 1000, 1000, kT0, 13);
   ASSERT_EQ(h.phase(1000), Phase::OptimizerStep);
 
-  EXPECT_EQ(h.decide(runnable(1000, 1000, t, 5 * kMs)).flags, 0u);
+  EXPECT_EQ(preempt_of(h.decide(runnable(1000, 1000, t, 5 * kMs))), 0u);
   t += 5 * kMs;
   // Even after a burst too long for fair's short-burst rule (> slice / 2).
   const Decision d = h.decide(wakeup(1000, 1000, t, 4 * kMs, 10 * kMs));
   ASSERT_GT(4 * kMs, h.policy().slice() / 2);
-  EXPECT_EQ(d.flags, kPreemptNow);
+  EXPECT_EQ(preempt_of(d), kPreemptNow);
   EXPECT_EQ(h.phase(1000), Phase::OptimizerStep);
 }
 
@@ -447,7 +449,7 @@ TEST(PhasePolicy, WakingTrainerGoesAheadOfDataLoadersRunningFlatOut) {
   // Both loaders are CPU-bound now: slice expiries at their phase's deadline.
   const Decision l1 = h.decide(runnable(4000, 4000, t, 5 * kMs));
   const Decision trainer = h.decide(wakeup(1000, 1000, t + 100 * kUs, 2 * kMs, 23 * kMs));
-  EXPECT_EQ(trainer.flags, kPreemptNow);
+  EXPECT_EQ(preempt_of(trainer), kPreemptNow);
   // The latency tier: target + the 2 ms burst, under every normal key.
   EXPECT_EQ(trainer.vtime, 100 * kUs + 2 * kMs);
   EXPECT_LT(trainer.vtime, PhasePolicy::tier_top(h.cfg));
@@ -459,6 +461,14 @@ TEST(PhasePolicy, WakingTrainerGoesAheadOfDataLoadersRunningFlatOut) {
   const Decision l2 = h.decide(wakeup(4000, 4000, t + 200 * kUs, 30 * kMs, 8 * kMs, 0, 0, true));
   EXPECT_GE(l2.vtime, PhasePolicy::tier_top(h.cfg));
   EXPECT_EQ(h.policy().tier_grants(), grants + 1);
+  // The trainer's next wakeup found an idle CPU and ran there at once (a direct wakeup's
+  // report): it spends none of the tier's budget.
+  TaskEvent direct = wakeup(1000, 1000, t + 30 * kMs, 2 * kMs, 23 * kMs);
+  direct.flags |= ZERNEL_TASK_DIRECT;
+  h.decide(direct);
+  EXPECT_EQ(h.policy().tier_grants(), grants + 1);
+  EXPECT_EQ(h.decide(wakeup(1000, 1000, t + 60 * kMs, 2 * kMs, 23 * kMs)).vtime, 100 * kUs + 2 * kMs);
+  EXPECT_EQ(h.policy().tier_grants(), grants + 2);
 }
 
 // The dispatcher's own wakeup takes a CPU from whatever runs there, the trainer included:
@@ -475,11 +485,11 @@ TEST(PhasePolicy, TierTaskPreemptedEarlyKeepsTheRestOfItsGrant) {
   const Decision back = h.decide(runnable(1000, 1000, t + 1 * kMs, 1 * kMs));
   EXPECT_EQ(back.vtime, woke.vtime);
   EXPECT_EQ(back.slice_ns, 3 * kMs);
-  EXPECT_EQ(back.flags, kPreemptNow);
+  EXPECT_EQ(preempt_of(back), kPreemptNow);
   // It used the rest: the next enqueue is a plain slice expiry, in the normal tier.
   const Decision done = h.decide(runnable(1000, 1000, t + 4 * kMs, 3 * kMs));
   EXPECT_GE(done.vtime, PhasePolicy::tier_top(h.cfg));
-  EXPECT_EQ(done.flags, 0u);
+  EXPECT_EQ(preempt_of(done), 0u);
 }
 
 // Traces name each run after the phase it was decided in: the policy reports the phase of
@@ -536,13 +546,13 @@ TEST(PhasePolicy, GpuComputeYieldsAtOnceAndNeverPreempts) {
   ASSERT_EQ(h.phase(1000), Phase::GpuCompute);
   ASSERT_TRUE(before);
   // While Unknown: fair's short-burst wakeup, the full slice.
-  EXPECT_EQ(before->flags, std::uint64_t{ZERNEL_DEC_PREEMPT});
+  EXPECT_EQ(preempt_of(*before), std::uint64_t{ZERNEL_DEC_PREEMPT});
   EXPECT_EQ(before->slice_ns, h.cfg.slice_ns);
   EXPECT_EQ(after.slice_ns, h.cfg.min_slice_ns);
-  EXPECT_EQ(after.flags, 0u);
+  EXPECT_EQ(preempt_of(after), 0u);
   const Decision r = h.decide(runnable(1000, 1000, t, 1 * kMs));
   EXPECT_EQ(r.slice_ns, h.cfg.min_slice_ns);
-  EXPECT_EQ(r.flags, 0u);
+  EXPECT_EQ(preempt_of(r), 0u);
 
   // Priority -5: charged ~1.25^5 times its runtime.
   const std::uint64_t v0 = h.policy().task(1000)->vruntime;
@@ -609,7 +619,13 @@ TEST(PhasePolicy, PlacesGpuProcessOnItsNode) {
   h.cpus[2].busy = 1;  // node 1: CPU 2 busy, CPU 3 idle; node 0 all idle
   TaskEvent ev = runnable(1000, 1000, kT0, 0);
   ev.prev_cpu = 0;
-  EXPECT_EQ(h.decide(ev).cpu, 3);
+  const Decision placed = h.decide(ev);
+  EXPECT_EQ(placed.cpu, 3);
+  // No standing grant for wakeups onto an idle CPU: one on node 0 would undo the placement.
+  EXPECT_EQ(placed.flags & ZERNEL_DEC_DIRECT_WAKE, 0u);
+  const Decision other = h.decide(runnable(5000, 5000, kT0, 0));  // not in a job: the shim places it
+  EXPECT_EQ(other.cpu, kCpuAny);
+  EXPECT_NE(other.flags & ZERNEL_DEC_DIRECT_WAKE, 0u);
 
   // All of node 1 busy: the least loaded CPU there, never idle node 0.
   h.cpus[2].busy = 1;

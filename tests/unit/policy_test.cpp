@@ -153,6 +153,17 @@ TEST(FairPolicy, PinnedTaskGoesToItsCpuOthersToAny) {
   EXPECT_EQ(decide(p, free).cpu, kCpuAny);
 }
 
+// Every decision grants the task's next wakeups an idle CPU at once: with a CPU to itself,
+// its key orders nothing, so the round trip would only delay it.
+TEST(FairPolicy, EveryDecisionGrantsDirectWakeups) {
+  FairPolicy p({});
+  TaskEvent ev = make_event(1);
+  EXPECT_NE(decide(p, ev).flags & ZERNEL_DEC_DIRECT_WAKE, 0u);
+  ev.flags = ZERNEL_TASK_WAKEUP;
+  ev.nr_cpus_allowed = 1;
+  EXPECT_NE(decide(p, ev).flags & ZERNEL_DEC_DIRECT_WAKE, 0u);
+}
+
 TEST(FairPolicy, SliceAndGenerationComeThrough) {
   FairPolicy p(cfg_ms(3));
   TaskEvent ev = make_event(9, 77);
@@ -168,7 +179,7 @@ TEST(FifoPolicy, OrdersByEnqueueTime) {
   a.enq_ns = 500;
   b.enq_ns = 100;
   EXPECT_LT(decide(p, b).vtime, decide(p, a).vtime);
-  EXPECT_EQ(decide(p, a).flags, 0u);
+  EXPECT_EQ(decide(p, a).flags, std::uint64_t{ZERNEL_DEC_DIRECT_WAKE});  // never preempts; idle CPUs at once
 }
 
 TEST(MakePolicy, KnowsItsNamesAndRejectsOthers) {

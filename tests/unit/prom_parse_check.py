@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 PHASES = {"data_loading", "gpu_compute", "nccl_collective", "optimizer_step", "unknown"}
 KINDS = {"round_trip", "enqueue_to_running", "decision_batch"}
-PATHS = {"user", "kernel", "congested", "bypassed", "rescued", "cancelled", "bounced", "exited"}
+PATHS = {"user", "kernel", "congested", "bypassed", "rescued", "cancelled", "bounced", "exited", "direct"}
 
 # Family name as the parser reports it (counters lose _total) -> (type, label name -> allowed values or None).
 EXPECTED = {

@@ -151,7 +151,7 @@ std::unique_ptr<MetricsSnapshot> product_snapshot(LatencyHistogram& round_trip_a
   s->phase_tasks = {3, 4, 1, 0, 34};
   s->phase_time_pct = {10.5, 72.3, 12.2, 5.0, 0.0};
   s->dispatches = {.user = 1847000, .kernel = 9000, .congested = 1, .bypassed = 2, .rescued = 3,
-                   .cancelled = 4, .bounced = 5, .exited = 6};
+                   .cancelled = 4, .bounced = 5, .exited = 6, .direct = 7};
   s->preempt_kicks_total = 777;
   s->ring_used_bytes_tasks = 4096;
   s->ring_used_bytes_decisions = 0;
@@ -200,6 +200,7 @@ TEST(SchedulerMetrics, ExportsTheProductLines) {
            "zernel_scheduler_dispatches_total{path=\"cancelled\"} 4",
            "zernel_scheduler_dispatches_total{path=\"bounced\"} 5",
            "zernel_scheduler_dispatches_total{path=\"exited\"} 6",
+           "zernel_scheduler_dispatches_total{path=\"direct\"} 7",
            "zernel_scheduler_preempt_kicks_total 777",
            "zernel_scheduler_ring_used_bytes{ring=\"tasks\"} 4096",
            "zernel_scheduler_ring_used_bytes{ring=\"decisions\"} 0",

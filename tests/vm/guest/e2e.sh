@@ -81,6 +81,32 @@ check "the waiting count came back down after them (waiting=$wlast <= 2)" [ "${w
 malformed=$(stat_of /tmp/z1.log malformed)
 check "every decision sample was well-formed (malformed=$malformed)" [ "${malformed:-x}" = 0 ]
 
+echo "== 2b. direct wakeups: a pipe's ping-pong runs on idle CPUs without the round trip"
+# A strictly serial workload: each wakeup finds the other CPU idle, and the policy's standing
+# grant (ZERNEL_DEC_DIRECT_WAKE) lets the shim place it there at once. Every such wakeup is
+# still reported up (the policy accounts for it), nothing falls back, and the stall timer
+# does not mistake the reports the dispatcher reads lazily for a stall.
+kill -INT $ZPID; wait $ZPID
+for mode in direct off; do
+  if [ $mode = direct ]; then start_zernel /tmp/zd.log --stats 1; else start_zernel /tmp/zd.log --stats 1 --no-direct-wakeups; fi
+  perf bench sched pipe -l 2000 >/tmp/pipe.log 2>&1
+  rc=$?
+  sleep 1.2
+  kill -INT $ZPID; wait $ZPID
+  grep '^zernel: ' /tmp/zd.log | tail -n 1
+  direct=$(stat_of /tmp/zd.log direct); fb=$(stat_of /tmp/zd.log fallback)
+  echo "REPORT: pipe with direct wakeups $mode: $(grep usecs/op /tmp/pipe.log) direct=$direct fallback=$fb"
+  check "direct $mode: pipe completed (rc=$rc)" [ "$rc" = 0 ]
+  check "direct $mode: nothing fell back (fallback=$fb)" [ "${fb:-x}" = 0 ]
+  if [ $mode = direct ]; then
+    check "direct on: most of the pipe's 4000 wakeups went straight to an idle CPU (direct=$direct >= 2000)" \
+      [ "${direct:-0}" -ge 2000 ]
+  else
+    check "direct off: every wakeup came up for a decision (direct=$direct)" [ "${direct:-x}" = 0 ]
+  fi
+done
+start_zernel /tmp/z1.log
+
 echo "== 3. another scheduler already loaded"
 $Z >/tmp/z2.log 2>&1
 rc=$?
