@@ -12,7 +12,8 @@
 # workload and stopped after it, then `zernelctl status`. runqlat times wakeup or preemption
 # -> switch-in from the kernel's own tracepoints; it does not trust any of our code.
 ROUNDS=${ZERNEL_BENCH_ROUNDS:-3}   # 0: only the latency-agreement block
-# Comma-separated on the kernel command line (run-vm.sh --append), POLICY@ab = the second
+# Comma-separated on the kernel command line (run-vm.sh --append), POLICY+OPTION = this build
+# with -p POLICY --OPTION (an option's A/B in one boot), POLICY@ab = the second
 # build (/usr/bin/zernel-ab, run.sh --ab-bin).
 SCHEDS=$(echo "${ZERNEL_BENCH_SCHEDS:-eevdf,fair,fifo}" | tr ',' ' ')
 NCPU=$(nproc)
@@ -57,6 +58,7 @@ runqlat_pct() {
 start_zernel() { # policy[@ab] log
   case $1 in
     *@ab) zernel-ab -p "${1%@ab}" >"$2" 2>&1 & ;;
+    *+*) zernel-scheduler -p "${1%%+*}" "--${1#*+}" >"$2" 2>&1 & ;;
     *) zernel-scheduler -p "$1" >"$2" 2>&1 & ;;
   esac
   ZPID=$!

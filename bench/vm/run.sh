@@ -10,6 +10,8 @@
 # --ab-bin puts a second zernel-scheduler build in the same boot (an A/B of two commits,
 # drift and all): a scheduler named POLICY@ab in --scheds runs it with -p POLICY, e.g.
 #   bench/vm/run.sh --rounds 5 --ab-bin /tmp/old/zernel-scheduler --scheds "eevdf fair fair@ab" --out /tmp/ab
+# POLICY+OPTION runs this build with -p POLICY --OPTION, an A/B of an option in one boot, e.g.
+#   bench/vm/run.sh --scheds "eevdf fair fair+no-direct-wakeups"
 # --rounds 0 runs only the latency-agreement block (use --log-name vm-latency.log to keep the
 # rounds' log; bench/report.py reads both).
 # Multi-threaded TCG by default (parallel vCPUs, closer to hardware); a guest that dies is
@@ -41,7 +43,8 @@ for s in $scheds; do
   case $s in
     eevdf|fair|fifo|phase) ;;
     fair@ab|fifo@ab|phase@ab) [ -n "$ab_bin" ] || { echo "bench/vm/run.sh: --scheds names $s but no --ab-bin; fix: add --ab-bin PATH" >&2; exit 2; } ;;
-    *) echo "bench/vm/run.sh: unknown scheduler '$s' in --scheds; fix: use eevdf, fair, fifo, phase, or POLICY@ab" >&2; exit 2 ;;
+    fair+[a-z]*|fifo+[a-z]*|phase+[a-z]*) ;;
+    *) echo "bench/vm/run.sh: unknown scheduler '$s' in --scheds; fix: use eevdf, fair, fifo, phase, POLICY@ab or POLICY+OPTION" >&2; exit 2 ;;
   esac
 done
 case " $scheds " in *" eevdf "*) ;; *) echo "bench/vm/run.sh: --scheds must include eevdf (every ratio is to it)" >&2; exit 2 ;; esac
