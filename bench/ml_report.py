@@ -108,6 +108,10 @@ def main(argv):
     variants = [v for v in ("cpu", "io") if any(k[0] == v for k in rows)]
     nrounds = max(len(v) for v in rows.values())
     label = dict(LABELS)
+    # POLICY+OPTION rows (an option's A/B in one boot) after the fixed ones, in log order.
+    scheds = SCHEDS + [s for s in dict.fromkeys(s for _, s in rows) if s not in SCHEDS]
+    for s in scheds:
+        label.setdefault(s, f"zernel {s.replace('+', ' --', 1)} + hogs")
     if phase_policy != "phase":
         label["phase"] = f"zernel {phase_policy} + bench.toml + hogs (stand-in for phase)"
     out = [f"{nrounds} interleaved rounds in one boot. Steps/s: min / median of the rounds; "
@@ -121,7 +125,7 @@ def main(argv):
     for v in variants:
         base = rows.get((v, "alone"))
         base_med = statistics.median(float(r["steps_per_s"]) for r in base) if base else None
-        for s in SCHEDS:
+        for s in scheds:
             rs = rows.get((v, s))
             if not rs:
                 continue
@@ -147,7 +151,7 @@ def main(argv):
         out.append("| variant | scheduler | step | data wait | wake late after GPU step | optimizer | io read |")
         out.append("|---|---|---:|---:|---:|---:|---:|")
         for v in variants:
-            for s in SCHEDS:
+            for s in scheds:
                 rs = rows.get((v, s))
                 if not rs:
                     continue

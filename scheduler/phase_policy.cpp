@@ -49,6 +49,14 @@ constexpr std::array<std::uint32_t, 41> make_scales() {
 }
 constexpr auto kScales = make_scales();
 
+// Whether `then` (0 = never) lies less than `span` before `now`. A task's events can come
+// out of order (policy.h: a direct wakeup's report, read lazily, after the task's next
+// message from another CPU's ring), so a `then` after `now` counts as within, not as a
+// difference that wrapped around.
+bool within(std::uint64_t now, std::uint64_t then, std::uint64_t span) {
+  return then != 0 && (now <= then || now - then < span);
+}
+
 }  // namespace
 
 std::uint32_t priority_scale_1024(int priority) {
@@ -121,7 +129,7 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
   // granularity: one division per batch, not per decision.
   const std::uint64_t window_ns = std::max<std::uint64_t>(snap_ ? snap_->eval_interval_ns : 0, 1);
   const std::uint64_t epoch = in.empty() ? tier_epoch_ : in[0].enq_ns / window_ns;
-  if (epoch != tier_epoch_) {
+  if (epoch > tier_epoch_) {  // not back: the batch may open with a late report
     tier_epoch_ = epoch;
     tier_used_ns_ = 0;
   }
@@ -130,7 +138,7 @@ void PhasePolicy::decide(std::span<const TaskEvent> in, std::span<Decision> out)
   window_ns_ = window_ns;
   window_inverse_ = (kOneTask << kWindowShift) / window_ns;
   if (snap_ && snap_->multi_tenant && !in.empty()) {
-    if (epoch != tenant_epoch_) {
+    if (epoch > tenant_epoch_) {
       tenant_load_prev_ = epoch == tenant_epoch_ + 1 ? tenant_load_cur_ : decltype(tenant_load_cur_){};
       tenant_load_cur_ = {};
       tenant_epoch_ = epoch;
@@ -197,19 +205,19 @@ void PhasePolicy::account(TaskState& st, const TaskEvent& ev, const ProcessInfo&
   const bool gpu_busy = snap_->gpu_util_of(proc.gpu_mask) > det.gpu_idle_threshold;
   const bool sync = !io && !by_job && gpu_busy && ev.sleep_ns > 0;
   st.last_wakeup_was_sync = sync;
-  if (sync) st.last_gpu_sync_ns = ev.enq_ns;
+  if (sync) st.last_gpu_sync_ns = std::max<std::uint64_t>(st.last_gpu_sync_ns, ev.enq_ns);
 
   if (!by_job) return;
   // A hand-over between a GPU thread and another task of its job, in either direction
   // (the trainer waited for a batch, or a worker waited for room in the queue): that task
   // is the GPU thread's data pipeline.
   const auto is_gpu_thread = [&](const TaskState& t) {
-    return t.last_gpu_sync_ns != 0 && ev.enq_ns - t.last_gpu_sync_ns < memory;
+    return within(ev.enq_ns, t.last_gpu_sync_ns, memory);
   };
   TaskState* other = tasks_.find(ev.waker_pid);
   if (!other || other->job != proc.job) return;
-  if (is_gpu_thread(st) && !is_gpu_thread(*other)) other->last_fed_ns = ev.enq_ns;
-  if (is_gpu_thread(*other) && !is_gpu_thread(st)) st.last_fed_ns = ev.enq_ns;
+  if (is_gpu_thread(st) && !is_gpu_thread(*other)) other->last_fed_ns = std::max<std::uint64_t>(other->last_fed_ns, ev.enq_ns);
+  if (is_gpu_thread(*other) && !is_gpu_thread(st)) st.last_fed_ns = std::max<std::uint64_t>(st.last_fed_ns, ev.enq_ns);
 }
 
 void PhasePolicy::evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo& proc) {
@@ -222,8 +230,7 @@ void PhasePolicy::evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo
   s.gpu_sync_since_last_burst = st.win_opt_pattern;
   s.futex_waits = st.win_futex;
   s.nccl_active = proc.nccl;
-  s.feeds_gpu_thread =
-      st.last_fed_ns != 0 && ev.enq_ns - st.last_fed_ns < kMemoryWindows * snap_->eval_interval_ns;
+  s.feeds_gpu_thread = within(ev.enq_ns, st.last_fed_ns, kMemoryWindows * snap_->eval_interval_ns);
 
   const PhaseDetector detector(snap_->detection);
   const Phase before = st.tracker.committed;
@@ -241,7 +248,7 @@ void PhasePolicy::evaluate(TaskState& st, const TaskEvent& ev, const ProcessInfo
 
 void PhasePolicy::update_runnable(TaskState& st, const TaskEvent& ev, bool created) const {
   const std::uint64_t dt = !created && st.last_event_ns && ev.enq_ns > st.last_event_ns ? ev.enq_ns - st.last_event_ns : 0;
-  st.last_event_ns = ev.enq_ns;
+  st.last_event_ns = std::max<std::uint64_t>(st.last_event_ns, ev.enq_ns);
   std::uint64_t runnable = dt, span = dt;  // a slice expiry: runnable all along
   if (is_wakeup(ev)) {
     // Ran for its burst after waiting prev_running_ns in the queue, then slept.
@@ -398,7 +405,8 @@ int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
       report({ev.pid, ev.tgid, Phase::Unknown, Phase::Unknown, ev.enq_ns});
     }
     // Close the window first: this event's runtime and wakeup belong to the next one.
-    if (ev.enq_ns - st.win_start >= snap_->eval_interval_ns) evaluate(st, ev, *proc);
+    // A late event (before the window's start) belongs to the open window.
+    if (ev.enq_ns >= st.win_start && ev.enq_ns - st.win_start >= snap_->eval_interval_ns) evaluate(st, ev, *proc);
     account(st, ev, *proc);
   } else if (st.job != 0) {  // no longer in a job (exec, exit of the job root)
     if (st.tracker.committed != Phase::Unknown) {

@@ -31,6 +31,10 @@ class Policy {
   virtual std::string_view name() const = 0;
 
   // Answers in[i] with out[i]. REQUIRES: out.size() >= in.size().
+  // A task's events come in the order it had them, with one exception: a direct wakeup's
+  // report (ZERNEL_TASK_DIRECT) is read lazily and can come after the task's next event
+  // from another CPU's ring; time differences of one task's events must not assume order.
+  // The report's decision is not sent (the task ran already).
   virtual void decide(std::span<const TaskEvent> in, std::span<Decision> out) = 0;
 
   // Called before the first batch a policy decides after it became active (at start and

@@ -97,6 +97,11 @@ run_one() { # variant sched round
     fair) start_zernel "/tmp/z-$tag.log" -p fair $ZARGS ;;
     # shellcheck disable=SC2086
     phase) start_zernel "/tmp/z-$tag.log" -p "$PHASE_POLICY" --config "$CONFIG" $ZARGS ;;
+    # POLICY+OPTION: the same with --OPTION, an option's A/B in one boot.
+    # shellcheck disable=SC2086
+    fair+*) start_zernel "/tmp/z-$tag.log" -p fair $ZARGS "--${s#fair+}" ;;
+    # shellcheck disable=SC2086
+    phase+*) start_zernel "/tmp/z-$tag.log" -p "$PHASE_POLICY" --config "$CONFIG" $ZARGS "--${s#phase+}" ;;
     *) echo "BENCH ERROR: unknown sched '$s'"; exit 1 ;;
   esac
   HOGS=

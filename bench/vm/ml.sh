@@ -9,6 +9,7 @@
 #
 # Usage: bench/vm/ml.sh [--rounds N] [--cpus N] [--tcg single|multi] [--duration S]
 #                       [--variants "cpu io"] [--scheds "alone eevdf fair phase"]
+#                       (POLICY+OPTION in --scheds: -p POLICY --OPTION, e.g. phase+no-direct-wakeups)
 #                       [--phase-policy NAME] [--zernel-args "ARGS"] [--out DIR]
 # --phase-policy fair runs the "phase" rows with `-p fair --config bench.toml` (a stand-in
 # while the phase policy is missing). --zernel-args: extra zernel-scheduler arguments for the

@@ -209,6 +209,35 @@ TEST(PhasePolicy, TrainerPatternCommitsOptimizerStepAfterStabilityCount) {
   EXPECT_GT(h.policy().decisions_in(Phase::OptimizerStep), 40u);
 }
 
+// A direct wakeup's report can come after the task's next event (policy.h). Every
+// other wakeup of the trainer below is such a late report, decided after the event 25 ms
+// later: the pattern still commits after three windows, and nothing wraps around (a late
+// event's negative age, read as huge, closed a window at every report and broke the streak).
+TEST(PhasePolicy, LateDirectReportsDoNotBreakTheWindows) {
+  Harness h;
+  h.add(ml_proc(1000, 1000));
+  for (int k = 0; k < 12; k += 2) {
+    TaskEvent late = wakeup(1000, 1000, kT0 + k * 25 * kMs, 2 * kMs, 23 * kMs);
+    late.flags |= ZERNEL_TASK_DIRECT;
+    const TaskEvent next = wakeup(1000, 1000, kT0 + (k + 1) * 25 * kMs, 2 * kMs, 23 * kMs);
+    if (k == 0) {
+      h.decide(late);  // the first sighting comes first
+      h.decide(next);
+    } else {
+      h.decide(next);
+      h.decide(late);
+    }
+    ASSERT_EQ(h.phase(1000), Phase::Unknown) << "committed early, at event " << k;
+  }
+  // In arrival order the windows closed at +125 and +225 ms (a late event belongs to the
+  // open window); the third closes at +325.
+  h.decide(wakeup(1000, 1000, kT0 + 12 * 25 * kMs, 2 * kMs, 23 * kMs));
+  ASSERT_EQ(h.phase(1000), Phase::Unknown);
+  h.decide(wakeup(1000, 1000, kT0 + 13 * 25 * kMs, 2 * kMs, 23 * kMs));
+  EXPECT_EQ(h.phase(1000), Phase::OptimizerStep);
+  EXPECT_EQ(h.policy().transitions(), 1u);
+}
+
 TEST(PhasePolicy, LongBurstsAfterGpuSyncsAreNotOptimizerSteps) {
   Harness h;
   h.add(ml_proc(1000, 1000));
