@@ -35,7 +35,10 @@ import json, sys
 t = json.load(open(sys.argv[1]))
 ev = t["traceEvents"]
 runs = [e for e in ev if e.get("ph") == "X"]
-assert runs, "no run slices in the trace"
+kinds = {}
+for e in ev:
+    kinds[e.get("name")] = kinds.get(e.get("name"), 0) + 1
+assert runs, f"no run slices in the trace ({len(ev)} events: {kinds})"
 print(f"PASS: trace is valid JSON: {len(ev)} events, {len(runs)} run slices")
 PY
 grep 'eevdf gap' "$share/switch.log"

@@ -62,7 +62,13 @@ echo "$out"
 check "unknown policy refused with a fix (rc=$rc)" sh -c "[ $rc = 1 ] && echo '$out' | grep -q 'fix:'"
 
 echo "== 4. trace export"
+# A workload of its own for the trace's second: on a slow TCG host the stress-ng above can
+# be over by now, and an idle guest has hardly a trip to trace ("wrote 0 events").
+stress-ng --switch 2 --cpu 1 --timeout 4s >/dev/null 2>&1 &
+TPID=$!
+sleep 0.5
 zernelctl trace 1 /share/trace.json
+wait $TPID
 check "trace written" [ -s /share/trace.json ]
 
 echo "== 5. reload"
