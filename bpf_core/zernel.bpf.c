@@ -364,11 +364,12 @@ s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 {
 	bool is_idle = false;
 	s32 cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	struct task_ctx *tctx = lookup_task_ctx(p);
+	/* Both uses below are for a wakeup (not a fork's or an exec's placement). */
+	struct task_ctx *tctx = (wake_flags & SCX_WAKE_TTWU) ? lookup_task_ctx(p) : NULL;
 
 	/* select_cpu runs in the waker's context, before a wakeup to another CPU is queued
 	 * to that CPU's wake list (where ops.runnable later sees only the IPI). */
-	if ((wake_flags & SCX_WAKE_TTWU) && tctx) {
+	if (tctx) {
 		note_waker(tctx);
 		tctx->waker_noted = 1;
 	}
@@ -385,7 +386,7 @@ s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 	/* A task userspace granted it to (ZERNEL_DEC_DIRECT_WAKE) takes the idle CPU now, as
 	 * its decision would have, and ops.runnable reports the wakeup. Not while bypassing:
 	 * then the dispatcher is not consuming and the fallback queue serves everyone. */
-	if (is_idle && tctx && tctx->grant_slice && !bypass && (wake_flags & SCX_WAKE_TTWU)) {
+	if (is_idle && tctx && tctx->grant_slice && !bypass) {
 		zernel_insert(p, SCX_DSQ_LOCAL, watchdog_safe_slice(tctx->grant_slice), 0);
 		tctx->direct = 1;
 		STAT_INC(nr_direct);
@@ -728,7 +729,6 @@ static __always_inline void report_direct(struct task_struct *p, struct task_ctx
 {
 	struct zernel_task_reservation slot;
 	struct zernel_task_msg *msg;
-	u64 now;
 
 	tctx->direct = 0;
 	msg = zernel_task_reserve(&slot);
@@ -740,8 +740,7 @@ static __always_inline void report_direct(struct task_struct *p, struct task_ctx
 	msg->flags |= ZERNEL_TASK_DIRECT;
 	/* The trip's decision was this placement: enqueue -> running is measured as for
 	 * any trip (ops.running sets started_at once decided_at is set). */
-	now = tctx->enq_at;
-	tctx->decided_at = now;
+	tctx->decided_at = tctx->enq_at;
 	tctx->trip_direct = 1;
 	zernel_task_publish_lazy(&slot);
 }

@@ -107,13 +107,21 @@ static __always_inline void zernel_ring_doorbell(void)
  * visible before head (the consumer reads head with acquire, then the slot), and the read
  * of wake.user_sleeping cannot pass the store. The consumer sets the flag, then re-reads
  * every head, then sleeps (Dekker): one of the two sees the other. Returns whether it rang. */
-static __always_inline bool zernel_task_publish(struct zernel_task_reservation *r)
+static __always_inline bool zernel_task_publish_filled(struct zernel_task_reservation *r,
+							 __u64 ring_from)
 {
 	__sync_lock_test_and_set(&r->pos->head, r->head + 1);
 	if (!wake.user_sleeping)
 		return false;
+	if (ring_from && r->head + 1 - *(volatile __u64 *)&r->pos->tail < ring_from)
+		return false;
 	zernel_ring_doorbell();
 	return true;
+}
+
+static __always_inline bool zernel_task_publish(struct zernel_task_reservation *r)
+{
+	return zernel_task_publish_filled(r, 0);
 }
 
 /* As zernel_task_publish(), for a message nothing waits on (a direct wakeup's report): the
@@ -123,12 +131,7 @@ static __always_inline bool zernel_task_publish(struct zernel_task_reservation *
  * them at its next wakeup or its sleep's timeout. */
 static __always_inline bool zernel_task_publish_lazy(struct zernel_task_reservation *r)
 {
-	__sync_lock_test_and_set(&r->pos->head, r->head + 1);
-	if (!wake.user_sleeping ||
-	    r->head + 1 - *(volatile __u64 *)&r->pos->tail < task_ring_slots / 2)
-		return false;
-	zernel_ring_doorbell();
-	return true;
+	return zernel_task_publish_filled(r, task_ring_slots / 2);
 }
 
 /* Decisions applied per bpf_loop iteration of the drain (see zernel_apply_step): 4 takes

@@ -366,12 +366,10 @@ Outcome Agent::run_session(bool first) {
   const auto past_deadline = [&] { return opts_.duration_s > 0 && Clock::now() >= deadline; };
   const auto batch_demand = [&](std::span<const TaskEvent> batch) {
     const Shim::CpuDemand d = shim.cpu_demand();
-    IdleStrategy::BatchDemand b{.queued = d.waiting, .sent = 0, .idle = d.idle};
-    for (const TaskEvent& ev : batch) {
-      if (ev.flags & ZERNEL_TASK_DIRECT) continue;  // running already
-      ++b.sent;
-      b.requeued += !is_wakeup(ev);
-    }
+    // Direct wakeup reports run already: not sent, and never requeued (they are wakeups).
+    IdleStrategy::BatchDemand b{.queued = d.waiting, .sent = static_cast<std::int64_t>(dispatcher.last_answered()),
+                                .idle = d.idle};
+    for (const TaskEvent& ev : batch) b.requeued += !is_wakeup(ev);
     return b;
   };
   // While polling: tasks queued beyond the idle CPUs.

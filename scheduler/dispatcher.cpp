@@ -1,5 +1,7 @@
 #include "scheduler/dispatcher.h"
 
+#include <algorithm>
+
 namespace zernel {
 
 Dispatcher::Dispatcher(Channel& channel, Policy& policy, std::size_t batch)
@@ -16,8 +18,9 @@ std::span<const Decision> Dispatcher::answers(std::span<const TaskEvent> events,
   std::size_t first = 0;  // the batch's first direct report, if any
   while (first < events.size() && !(events[first].flags & ZERNEL_TASK_DIRECT)) ++first;
   if (first == events.size()) return decisions;
-  std::size_t m = 0;
-  for (std::size_t i = 0; i < events.size(); ++i)
+  std::copy_n(decisions.begin(), first, outgoing_.get());
+  std::size_t m = first;
+  for (std::size_t i = first + 1; i < events.size(); ++i)
     if (!(events[i].flags & ZERNEL_TASK_DIRECT)) outgoing_[m++] = decisions[i];
   direct_.add(events.size() - m);
   return {outgoing_.get(), m};
