@@ -49,14 +49,6 @@ std::string join(std::initializer_list<std::string_view> names) {
   return out;
 }
 
-// The pieces end to end. (GCC 12 at -O3 reports a false -Werror=restrict inside
-// `"literal" + std::string(...)`, GCC bug 105329, so messages are built here instead.)
-std::string concat(std::initializer_list<std::string_view> parts) {
-  std::string out;
-  for (std::string_view part : parts) out += part;
-  return out;
-}
-
 // Shortest text that parses back to exactly `v` ("0.3", "10").
 std::string number_text(double v) {
   std::array<char, 64> buf{};
@@ -377,18 +369,19 @@ void load_root(Loader& ld, const toml::table& root, Config& cfg) {
   for (auto&& [key, node] : root) {
     const std::string_view k = key.str();
     if (std::find(kSections.begin(), kSections.end(), k) == kSections.end()) {
-      ld.fail(key.source(), concat({node.is_table() ? "unknown section [" : "unknown top-level key '", k,
-                                   node.is_table() ? "]" : "'",
-                                   " (sections: [general], [phase_detection], [numa], "
-                                   "[multi_tenant], [telemetry])"}));
+      ld.fail(key.source(), (node.is_table() ? "unknown section [" + std::string(k) + "]"
+                                             : "unknown top-level key '" + std::string(k) + "'") +
+                                " (sections: [general], [phase_detection], [numa], "
+                                "[multi_tenant], [telemetry])");
       continue;
     }
     const toml::table* t = node.as_table();
     if (t == nullptr) {
-      ld.fail(node.source(), concat({"'", k, "' must be a section (a table), not ", type_name(node.type())}));
+      ld.fail(node.source(), "'" + std::string(k) + "' must be a section (a table), not " +
+                                 std::string(type_name(node.type())));
       continue;
     }
-    Section s(ld, *t, concat({"[", k, "]"}));
+    Section s(ld, *t, "[" + std::string(k) + "]");
     if (k == "general") load_general(ld, s, cfg.general);
     if (k == "phase_detection") load_phase_detection(s, cfg.phase_detection);
     if (k == "numa") load_numa(s, cfg.numa);
