@@ -29,6 +29,7 @@ METRICS = [
     ("messaging_s", "perf bench sched messaging -g 4 -l 100 (s)", True, 1.1),
     ("pipe_us_per_op", "perf bench sched pipe (us/op)", True, 1.3),
     ("stressng_cpu_ops_per_s", "stress-ng --cpu NCPU (bogo ops/s)", False, 0.98),
+    ("stressng_cpu_share_pct", "stress-ng --cpu NCPU: the hogs' CPU time / (wall time * NCPU) (%)", False, None),
     ("wakeup_p50_us", "wakeup p50 under CPU hogs, cyclictest (us)", True, 2.0),
     ("wakeup_p99_us", "wakeup p99 under CPU hogs, cyclictest (us)", True, None),
 ]
@@ -158,7 +159,8 @@ def write_compare_data(d):
     with open(os.path.join(d, "ratios.dat"), "w") as f:
         f.write("# metric fair/eevdf fifo/eevdf target (medians)\n")
         names = {"hackbench_s": "hackbench", "messaging_s": "messaging", "pipe_us_per_op": "pipe",
-                 "stressng_cpu_ops_per_s": "stress-ng\\nops/s", "wakeup_p50_us": "wakeup\\np50",
+                 "stressng_cpu_ops_per_s": "stress-ng\\nops/s", "stressng_cpu_share_pct": "stress-ng\\nCPU share",
+                 "wakeup_p50_us": "wakeup\\np50",
                  "wakeup_p99_us": "wakeup\\np99"}
         for m, _, _, target in METRICS:
             f.write(f"\"{names[m]}\" {ratios.get((m, 'fair'), float('nan')):.4f} "
