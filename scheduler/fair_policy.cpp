@@ -3,14 +3,6 @@
 #include <algorithm>
 
 namespace zernel {
-namespace {
-
-// Weight-scaled time: what `ns` of CPU costs a task of `weight` (100 = nice 0).
-std::uint64_t scaled(std::uint64_t ns, std::uint32_t weight) {
-  return ns * 100 / std::max<std::uint32_t>(weight, 1);
-}
-
-}  // namespace
 
 FairPolicy::FairPolicy(const PolicyConfig& cfg)
     : cfg_(cfg), tasks_(cfg.max_tracked_tasks), slice_(cfg.slice_ns) {}
@@ -24,7 +16,7 @@ Decision FairPolicy::decide_one(const TaskEvent& ev) {
   bool created = false;
   TaskState& st = tasks_.get(ev.pid, ev.enq_ns, &created);
 
-  st.vruntime += scaled(ev.runtime_ns, ev.weight);
+  st.vruntime += virtual_ns(ev.runtime_ns, ev.weight);
   // New tasks and long sleepers start one slice behind the clock: ahead of the tasks that
   // have been running, but without the credit of all the time they were away. Those
   // placed at the floor queue behind each other (floor_cursor_): otherwise an endless
@@ -40,14 +32,14 @@ Decision FairPolicy::decide_one(const TaskEvent& ev) {
   const bool short_burst = is_wakeup(ev) && ev.burst_ns < slice_ / 2;
   const std::uint64_t request =
       short_burst ? std::clamp<std::uint64_t>(ev.burst_ns, cfg_.min_slice_ns, slice_) : slice_;
-  if (placed) floor_cursor_ = st.vruntime + scaled(request, ev.weight);
+  if (placed) floor_cursor_ = st.vruntime + virtual_ns(request, ev.weight);
 
   Decision d{};
   d.pid = ev.pid;
   // A pinned task can only go to its CPU; the shim places the others on an idle CPU.
   d.cpu = ev.nr_cpus_allowed == 1 ? ev.prev_cpu : kCpuAny;
   d.slice_ns = slice_;
-  d.vtime = st.vruntime + scaled(request, ev.weight);
+  d.vtime = st.vruntime + virtual_ns(request, ev.weight);
   d.gen = ev.gen;
   // Its next wakeups that find an idle CPU run there at once (the shim's placement of
   // kCpuAny, without the round trip): with a CPU to itself the task's key orders nothing.

@@ -11,9 +11,6 @@
 namespace zernel {
 namespace {
 
-// What `ns` of CPU costs a task of `weight` (100 = nice 0) in virtual time.
-std::uint64_t scaled(std::uint64_t ns, std::uint64_t weight) { return ns * 100 / std::max<std::uint64_t>(weight, 1); }
-
 // A task "had a CPU burst" in a window when it used more than this share of it: a thread
 // that only launches GPU work and waits still runs for a few microseconds per launch.
 constexpr std::uint64_t kBurstShareDivisor = 20;  // 5%
@@ -425,7 +422,7 @@ int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
   // Virtual runtime and placement in virtual time, as FairPolicy, except that only new
   // tasks and wakeups are placed at the floor: a weighted task that stays runnable must
   // keep its lag, or the weights would not hold between tasks that never sleep.
-  st.vruntime += scaled(ev.runtime_ns, weight);
+  st.vruntime += virtual_ns(ev.runtime_ns, weight);
   const std::uint64_t clock_floor = vclock_ > slice_ ? vclock_ - slice_ : 0;
   const std::uint64_t floor = std::max(clock_floor, floor_cursor_);
   const bool placed = (created || is_wakeup(ev)) && st.vruntime < floor;
@@ -445,9 +442,9 @@ int PhasePolicy::place(const TaskEvent& ev, const ProcessInfo* proc) {
       slice = request = cfg_.min_slice_ns;
       break;
   }
-  if (placed) floor_cursor_ = st.vruntime + scaled(request, weight);
+  if (placed) floor_cursor_ = st.vruntime + virtual_ns(request, weight);
 
-  std::uint64_t key = st.vruntime + scaled(request, weight);
+  std::uint64_t key = st.vruntime + virtual_ns(request, weight);
   // The latency target as a deadline: ahead of every task placed at the floor.
   if (rule.latency_target_ns) key = std::min(key, clock_floor + rule.latency_target_ns);
   // The rest of a latency tier grant the task was preempted in (see the header).
