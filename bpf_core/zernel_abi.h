@@ -56,7 +56,10 @@ enum zernel_decision_flags {
 	 * and is reported up as ZERNEL_TASK_DIRECT instead of waiting for a decision. What the
 	 * shim would do with a ZERNEL_CPU_ANY decision on an idle CPU, without the round trip
 	 * (ghOSt's agents pre-stage decisions for idle CPUs the same way). The policy decides
-	 * who gets one; a wakeup that finds no idle CPU goes up as always. */
+	 * who gets one. A wakeup that finds no idle CPU goes up for a decision, except that of a
+	 * task pinned to one CPU whose grant came with ZERNEL_DEC_PREEMPT: while the task has used
+	 * less than a slice since the decision, it preempts its CPU if the decision's kick would
+	 * have (the key there is later by the margin). */
 	ZERNEL_DEC_DIRECT_WAKE = 1u << 2,
 };
 
@@ -148,8 +151,10 @@ struct zernel_shim_stats {
 	__u64 nr_drain_busy;     /* another CPU was draining the user ring */
 	__u64 nr_rescued;        /* handed to userspace, then dispatched by the shim in a stall */
 	__u64 nr_malformed;      /* decision samples skipped unread: bad count or length */
-	__u64 nr_direct;         /* wakeups placed on an idle CPU under a grant (ZERNEL_DEC_DIRECT_WAKE) */
+	__u64 nr_direct;         /* wakeups placed under a grant (ZERNEL_DEC_DIRECT_WAKE) */
 	__u64 nr_direct_unsent;  /* of those, reports the full ring could not take (their CPU time goes with the next) */
+	__u64 nr_grant_preempts; /* of nr_direct, pinned tasks' wakeups that preempted their CPU (the grant had ZERNEL_DEC_PREEMPT) */
+	__u64 nr_resumed;        /* tasks such a wakeup preempted, put back on their CPU without a trip up */
 };
 
 /* What each CPU runs, one entry per CPU id in the shim's cpu_ctxs array map, which

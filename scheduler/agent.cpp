@@ -513,6 +513,8 @@ void Agent::publish_metrics(Session& s) {
                   st.shim.nr_bypassed,        st.shim.nr_rescued,           st.shim.nr_cancelled,
                   st.shim.nr_bounced,         st.shim.nr_exited,            st.shim.nr_direct};
   m.preempt_kicks_total = st.shim.nr_preempt_kicks;
+  m.grant_preemptions_total = st.shim.nr_grant_preempts;
+  m.resumed_total = st.shim.nr_resumed;
   m.ring_used_bytes_tasks = s.channel->pending_bytes();
   m.ring_used_bytes_decisions = s.channel->pending_decision_bytes();
   m.tasks_waiting = s.shim->tasks_waiting();

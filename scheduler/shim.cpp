@@ -186,6 +186,8 @@ ShimStats Shim::read_stats() const {
     total.nr_malformed += c.nr_malformed;
     total.nr_direct += c.nr_direct;
     total.nr_direct_unsent += c.nr_direct_unsent;
+    total.nr_grant_preempts += c.nr_grant_preempts;
+    total.nr_resumed += c.nr_resumed;
   }
   return total;
 }

@@ -87,6 +87,16 @@ SchedulerMetrics::SchedulerMetrics(std::string_view version, std::string_view po
                                 .Help("Preemption kicks sent to CPUs for latency-sensitive wakeups.")
                                 .Register(registry_)
                                 .Add({});
+  grant_preemptions_.counter = &prom::BuildCounter()
+                                    .Name("zernel_scheduler_grant_preemptions_total")
+                                    .Help("Wakeups that took a busy CPU under a preempting grant, without the dispatcher.")
+                                    .Register(registry_)
+                                    .Add({});
+  resumed_.counter = &prom::BuildCounter()
+                          .Name("zernel_scheduler_resumed_total")
+                          .Help("Tasks a grant's wakeup preempted, put back on their CPU without a trip to userspace.")
+                          .Register(registry_)
+                          .Add({});
 
   auto& rings = prom::BuildGauge()
                     .Name("zernel_scheduler_ring_used_bytes")
@@ -161,6 +171,8 @@ void SchedulerMetrics::update(const MetricsSnapshot& s) {
                                               d.cancelled, d.bounced, d.exited,    d.direct};
   for (std::size_t i = 0; i < paths.size(); ++i) dispatches_[i].set_total(paths[i]);
   preempt_kicks_.set_total(s.preempt_kicks_total);
+  grant_preemptions_.set_total(s.grant_preemptions_total);
+  resumed_.set_total(s.resumed_total);
   ring_tasks_->Set(static_cast<double>(s.ring_used_bytes_tasks));
   ring_decisions_->Set(static_cast<double>(s.ring_used_bytes_decisions));
   tasks_waiting_->Set(static_cast<double>(s.tasks_waiting));

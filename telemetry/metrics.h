@@ -18,6 +18,10 @@
 //   zernel_scheduler_dispatches_total{path}                             counter
 //       path: user kernel congested bypassed rescued cancelled bounced exited direct
 //   zernel_scheduler_preempt_kicks_total                                counter
+//   zernel_scheduler_grant_preemptions_total                            counter
+//       wakeups that took a busy CPU under a preempting grant, without the dispatcher
+//   zernel_scheduler_resumed_total                                      counter
+//       tasks such a wakeup preempted, put back on their CPU without a trip up
 //   zernel_scheduler_ring_used_bytes{ring="tasks"|"decisions"}           gauge
 //   zernel_scheduler_tasks_waiting                                      gauge
 //       tasks queued in the shim for a CPU (the dispatcher spins only while none waits)
@@ -79,6 +83,8 @@ struct MetricsSnapshot {
   std::array<double, kPhaseCount> phase_time_pct{};  // share of the interval's CPU time, 0..100
   DispatchPathTotals dispatches;
   std::uint64_t preempt_kicks_total = 0;
+  std::uint64_t grant_preemptions_total = 0;
+  std::uint64_t resumed_total = 0;
   std::uint64_t ring_used_bytes_tasks = 0;
   std::uint64_t ring_used_bytes_decisions = 0;
   std::int64_t tasks_waiting = 0;  // Shim::tasks_waiting()
@@ -128,6 +134,8 @@ class SchedulerMetrics {
   std::array<std::array<prom::Histogram*, kPhaseCount + 1>, kLatencyKindCount> latency_{};
   std::array<TotalCounter, 9> dispatches_{};  // DispatchPathTotals' order
   TotalCounter preempt_kicks_;
+  TotalCounter grant_preemptions_;
+  TotalCounter resumed_;
   prom::Gauge* ring_tasks_ = nullptr;
   prom::Gauge* ring_decisions_ = nullptr;
   prom::Gauge* tasks_waiting_ = nullptr;

@@ -153,6 +153,8 @@ std::unique_ptr<MetricsSnapshot> product_snapshot(LatencyHistogram& round_trip_a
   s->dispatches = {.user = 1847000, .kernel = 9000, .congested = 1, .bypassed = 2, .rescued = 3,
                    .cancelled = 4, .bounced = 5, .exited = 6, .direct = 7};
   s->preempt_kicks_total = 777;
+  s->grant_preemptions_total = 555;
+  s->resumed_total = 554;
   s->ring_used_bytes_tasks = 4096;
   s->ring_used_bytes_decisions = 0;
   s->tasks_waiting = 3;
@@ -202,6 +204,8 @@ TEST(SchedulerMetrics, ExportsTheProductLines) {
            "zernel_scheduler_dispatches_total{path=\"exited\"} 6",
            "zernel_scheduler_dispatches_total{path=\"direct\"} 7",
            "zernel_scheduler_preempt_kicks_total 777",
+           "zernel_scheduler_grant_preemptions_total 555",
+           "zernel_scheduler_resumed_total 554",
            "zernel_scheduler_ring_used_bytes{ring=\"tasks\"} 4096",
            "zernel_scheduler_ring_used_bytes{ring=\"decisions\"} 0",
            "zernel_scheduler_tasks_waiting 3",
@@ -240,6 +244,8 @@ TEST(SchedulerMetrics, ExportsTheProductLines) {
                        "zernel_scheduler_dispatch_latency_seconds histogram",
                        "zernel_scheduler_dispatches_total counter",
                        "zernel_scheduler_preempt_kicks_total counter",
+                       "zernel_scheduler_grant_preemptions_total counter",
+                       "zernel_scheduler_resumed_total counter",
                        "zernel_scheduler_ring_used_bytes gauge",
                        "zernel_scheduler_tasks_waiting gauge",
                        "zernel_scheduler_page_faults_total counter",
