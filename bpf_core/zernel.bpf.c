@@ -136,19 +136,6 @@ struct {
 	__type(value, struct zernel_shim_stats);
 } stats SEC(".maps");
 
-/* Per CPU, touched only by ops.dispatch on that CPU: whether it last served the fallback
- * queue. See zernel_dispatch(). */
-struct dispatch_turn {
-	__u32 fallback_last;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dispatch_turn);
-} dispatch_turns SEC(".maps");
-
 struct task_ctx {
 	__u64 gen;        /* bumped on every enqueue and dequeue */
 	__u64 key;        /* ordering key of the decision that dispatched it */
@@ -467,7 +454,7 @@ static __always_inline u32 sat_u32(u64 v)
 
 static __always_inline void fallback(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
 {
-	zernel_insert(p, FALLBACK_DSQ, watchdog_safe_slice(slice_dfl_ns), enq_flags);
+	zernel_insert(p, FALLBACK_DSQ, slice_dfl_ns, enq_flags);
 	if (tctx)
 		note_queued(tctx);
 	kick_idle_for(p);
@@ -840,9 +827,6 @@ static __always_inline void keep_prev(struct task_struct *prev)
 
 void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 {
-	struct dispatch_turn *turn;
-	u32 zero = 0;
-
 	/* A spinning dispatcher yields after each batch so that its decisions are applied
 	 * here at once, before it runs again. */
 	if (prev && is_usersched(prev))
@@ -858,23 +842,11 @@ void BPF_STRUCT_OPS(zernel_dispatch, s32 cpu, struct task_struct *prev)
 	 * tasks cannot hold userspace's decisions back. */
 	drain_decisions();
 
-	/* The fallback queue and the decided ones take turns: served first every time, a
-	 * fallback queue that never empties (the ring congested for a whole run: 10,000
-	 * hackbench threads on 8 vCPUs) starved a decided task past the kernel's 5 s
-	 * watchdog, which ejected the scheduler. */
-	turn = bpf_map_lookup_elem(&dispatch_turns, &zero);
-	if (!(turn && turn->fallback_last) && zernel_move_to_local(FALLBACK_DSQ)) {
-		if (turn)
-			turn->fallback_last = 1;
+	if (zernel_move_to_local(FALLBACK_DSQ))
 		return;
-	}
-	if (turn)
-		turn->fallback_last = 0;
 	if (zernel_move_to_local(cpu))
 		return;
 	if (zernel_move_to_local(SHARED_DSQ))
-		return;
-	if (zernel_move_to_local(FALLBACK_DSQ))
 		return;
 	keep_prev(prev);
 }
