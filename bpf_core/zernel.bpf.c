@@ -127,6 +127,7 @@ volatile bool rescue_pending;
 
 /* Written once in ops.exit; userspace polls .kind. */
 struct zernel_exit_info exit_info;
+char exit_dump[ZERNEL_EXIT_DUMP_LEN]; /* written in ops.exit before exit_info.kind */
 
 
 struct {
@@ -1082,6 +1083,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(zernel_init)
 
 void BPF_STRUCT_OPS(zernel_exit, struct scx_exit_info *ei)
 {
+	if (ei->dump)
+		bpf_probe_read_kernel_str(exit_dump, sizeof(exit_dump), ei->dump);
 	zernel_record_exit(&exit_info, ei);
 }
 
@@ -1101,6 +1104,7 @@ struct sched_ext_ops zernel_ops = {
 	.init = (void *)zernel_init,
 	.exit = (void *)zernel_exit,
 	.dispatch_max_batch = 128,
+	.exit_dump_len = ZERNEL_EXIT_DUMP_LEN,
 	.timeout_ms = 5000,
 	.name = "zernel",
 };

@@ -177,6 +177,10 @@ struct zernel_cpu_state {
 /* How the kernel unloaded us, copied from struct scx_exit_info in ops.exit. */
 #define ZERNEL_EXIT_REASON_LEN 128
 #define ZERNEL_EXIT_MSG_LEN 1024
+/* The kernel's state dump of an error exit (each CPU, its tasks, the stalled task and the
+ * queue it waits in), copied to the shim's .bss as exit_dump[]: what a watchdog stall needs
+ * to be understood. */
+#define ZERNEL_EXIT_DUMP_LEN 32768
 /* Wakeup protocol (both rings). Producers skip the wakeup IPI unless the consumer says it
  * is about to sleep; see BpfChannel and ops.enqueue. Lives in the shim's .bss. */
 struct zernel_wake_flags {

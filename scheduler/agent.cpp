@@ -403,6 +403,7 @@ Outcome Agent::run_session(bool first) {
   std::printf("%s\n", telemetry::format_stats_line(stats(*s)).c_str());
   shim.detach();
   const ExitInfo info = shim.exit_info();
+  const std::string dump = kernel_exit ? shim.exit_dump() : std::string();
   if (!kernel_exit) {
     std::printf("EXIT: %s\n", info.kind ? info.reason : "detached");
     std::fflush(stdout);
@@ -410,6 +411,8 @@ Outcome Agent::run_session(bool first) {
   }
   std::printf("EXIT: %s (%s)\n", info.reason, info.msg);
   std::fflush(stdout);
+  // Error exits only (a stall, a BPF error): the kernel writes no dump otherwise.
+  if (!dump.empty()) std::fprintf(stderr, "zernel-scheduler: the kernel's state at the exit:\n%s\n", dump.c_str());
   return info.exit_code & kExitRestart ? Outcome::kRestart : Outcome::kKernelExit;
 }
 

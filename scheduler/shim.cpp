@@ -155,6 +155,11 @@ bool Shim::exited() const {
   return __atomic_load_n(&skel_->bss->exit_info.kind, __ATOMIC_ACQUIRE) != 0;
 }
 
+std::string Shim::exit_dump() const {
+  const char* dump = const_cast<const char*>(skel_->bss->exit_dump);
+  return std::string(dump, strnlen(dump, sizeof(skel_->bss->exit_dump)));
+}
+
 ExitInfo Shim::exit_info() const {
   ExitInfo info;
   std::memcpy(&info, const_cast<const zernel_exit_info*>(&skel_->bss->exit_info), sizeof(info));

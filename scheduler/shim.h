@@ -54,6 +54,8 @@ class Shim {
   // Set by ops.exit when the kernel unloads us; kind != 0 means the rest is written.
   bool exited() const;
   ExitInfo exit_info() const;
+  // The kernel's state dump of an error exit (empty otherwise); valid once exited().
+  std::string exit_dump() const;
 
   // Sums the per-CPU counters (one system call).
   ShimStats read_stats() const;
