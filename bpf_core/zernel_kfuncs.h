@@ -35,6 +35,13 @@ u64 scx_bpf_now(void) __weak __ksym;
 u32 scx_bpf_nr_cpu_ids(void) __weak __ksym;
 bool scx_bpf_task_set_slice(struct task_struct *p, u64 slice) __weak __ksym; /* 6.17+ */
 
+/* Walking a queue, and moving a task met on the walk (6.13+ names; the aged-task rescue). */
+int bpf_iter_scx_dsq_new(struct bpf_iter_scx_dsq *it, u64 dsq_id, u64 flags) __weak __ksym;
+struct task_struct *bpf_iter_scx_dsq_next(struct bpf_iter_scx_dsq *it) __weak __ksym;
+void bpf_iter_scx_dsq_destroy(struct bpf_iter_scx_dsq *it) __weak __ksym;
+bool scx_bpf_dsq_move(struct bpf_iter_scx_dsq *it__iter, struct task_struct *p, u64 dsq_id,
+		      u64 enq_flags) __weak __ksym;
+
 struct task_struct *bpf_task_from_pid(s32 pid) __weak __ksym;
 void bpf_task_release(struct task_struct *p) __weak __ksym;
 bool bpf_cpumask_test_cpu(u32 cpu, const struct cpumask *cpumask) __weak __ksym;

@@ -518,6 +518,7 @@ void Agent::publish_metrics(Session& s) {
   m.preempt_kicks_total = st.shim.nr_preempt_kicks;
   m.grant_preemptions_total = st.shim.nr_grant_preempts;
   m.resumed_total = st.shim.nr_resumed;
+  m.aged_total = st.shim.nr_aged;
   m.ring_used_bytes_tasks = s.channel->pending_bytes();
   m.ring_used_bytes_decisions = s.channel->pending_decision_bytes();
   m.tasks_waiting = s.shim->tasks_waiting();

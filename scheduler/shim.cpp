@@ -193,6 +193,7 @@ ShimStats Shim::read_stats() const {
     total.nr_direct_unsent += c.nr_direct_unsent;
     total.nr_grant_preempts += c.nr_grant_preempts;
     total.nr_resumed += c.nr_resumed;
+    total.nr_aged += c.nr_aged;
   }
   return total;
 }

@@ -97,6 +97,11 @@ SchedulerMetrics::SchedulerMetrics(std::string_view version, std::string_view po
                           .Help("Tasks a grant's wakeup preempted, put back on their CPU without a trip to userspace.")
                           .Register(registry_)
                           .Add({});
+  aged_.counter = &prom::BuildCounter()
+                       .Name("zernel_scheduler_aged_total")
+                       .Help("Decided tasks that waited 2 s in a queue, moved ahead of the others before the kernel's watchdog.")
+                       .Register(registry_)
+                       .Add({});
 
   auto& rings = prom::BuildGauge()
                     .Name("zernel_scheduler_ring_used_bytes")
@@ -173,6 +178,7 @@ void SchedulerMetrics::update(const MetricsSnapshot& s) {
   preempt_kicks_.set_total(s.preempt_kicks_total);
   grant_preemptions_.set_total(s.grant_preemptions_total);
   resumed_.set_total(s.resumed_total);
+  aged_.set_total(s.aged_total);
   ring_tasks_->Set(static_cast<double>(s.ring_used_bytes_tasks));
   ring_decisions_->Set(static_cast<double>(s.ring_used_bytes_decisions));
   tasks_waiting_->Set(static_cast<double>(s.tasks_waiting));
