@@ -29,6 +29,9 @@
  *    dropped and nothing waits on a dispatcher that is not running; the kernel's own
  *    watchdog work (an unbound kworker, which must run every timeout/2 = 2.5 s) is one of
  *    the tasks this protects.
+ *  - A decided task that has waited aged_after_ns (2 s) in a vtime-ordered queue moves to a
+ *    FIFO aged queue served right after the agent's (rescue_aged()): no policy's order may
+ *    keep a task waiting into the kernel's watchdog.
  *
  * Direct wakeups: a decision may carry a standing grant (ZERNEL_DEC_DIRECT_WAKE, the
  * policy's choice). Until the task's next decision replaces it, a wakeup of the task that
