@@ -116,9 +116,8 @@ const volatile __u64 preempt_margin_ns = 5000000;
 /* A task a grant preempted resumes with what was left of its slice, at least this much. */
 const volatile __u64 min_resume_ns = 100000;
 /* A decided task still waiting in a queue this long goes to the aged queue (see
- * rescue_aged()): 3 s before timeout_ms. The stall timer looks every aged_scan_every
- * periods (250 ms). */
-const volatile __u64 aged_after_ns = 2000000000;
+ * rescue_aged()). The stall timer looks every aged_scan_every periods (250 ms). */
+const volatile __u64 aged_after_ns = ZERNEL_AGED_AFTER_MS * 1000000ULL;
 const volatile __u32 aged_scan_every = 5;
 
 /* Written by userspace (mmap'ed .bss), read by the stall timer. */

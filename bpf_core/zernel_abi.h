@@ -175,6 +175,11 @@ struct zernel_cpu_state {
 	__u32 nr_left;
 };
 
+/* A decided task still waiting in a queue this long goes to the shim's aged queue, 3 s
+ * before the kernel's watchdog (timeout_ms = 5 s). Here so that the metric's help text
+ * (telemetry/metrics.cpp) states the shim's figure, not a copy of it. */
+#define ZERNEL_AGED_AFTER_MS 2000
+
 /* How the kernel unloaded us, copied from struct scx_exit_info in ops.exit. */
 #define ZERNEL_EXIT_REASON_LEN 128
 #define ZERNEL_EXIT_MSG_LEN 1024

@@ -1,5 +1,9 @@
 #include "telemetry/metrics.h"
 
+#include <linux/types.h>  // the __u32/__u64 of the shared ABI header
+
+#include "bpf_core/zernel_abi.h"  // ZERNEL_AGED_AFTER_MS, for the aged metric's help
+
 namespace zernel::telemetry {
 
 namespace {
@@ -99,7 +103,8 @@ SchedulerMetrics::SchedulerMetrics(std::string_view version, std::string_view po
                           .Add({});
   aged_.counter = &prom::BuildCounter()
                        .Name("zernel_scheduler_aged_total")
-                       .Help("Decided tasks that waited 2 s in a queue, moved ahead of the others before the kernel's watchdog.")
+                       .Help("Decided tasks that waited " + std::to_string(ZERNEL_AGED_AFTER_MS) +
+                             " ms in a queue, moved ahead of the others before the kernel's watchdog.")
                        .Register(registry_)
                        .Add({});
 

@@ -23,7 +23,7 @@
 //   zernel_scheduler_resumed_total                                      counter
 //       tasks such a wakeup preempted, put back on their CPU without a trip up
 //   zernel_scheduler_aged_total                                         counter
-//       decided tasks that waited 2 s in a queue, moved ahead of the rest (the watchdog)
+//       decided tasks that waited ZERNEL_AGED_AFTER_MS (2 s) in a queue, moved ahead of the rest (the watchdog)
 //   zernel_scheduler_ring_used_bytes{ring="tasks"|"decisions"}           gauge
 //   zernel_scheduler_tasks_waiting                                      gauge
 //       tasks queued in the shim for a CPU (the dispatcher spins only while none waits)
