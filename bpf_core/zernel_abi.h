@@ -156,6 +156,7 @@ struct zernel_shim_stats {
 	__u64 nr_grant_preempts; /* of nr_direct, pinned tasks' wakeups that preempted their CPU (the grant had ZERNEL_DEC_PREEMPT) */
 	__u64 nr_resumed;        /* tasks such a wakeup preempted, put back on their CPU without a trip up */
 	__u64 nr_aged;           /* decided tasks that waited aged_after_ns in a queue, moved to the aged queue */
+	__u64 nr_sync_wakes;     /* of nr_direct, synchronous wakeups from a short-burst waker, placed on the waker's CPU */
 };
 
 /* What each CPU runs, one entry per CPU id in the shim's cpu_ctxs array map, which

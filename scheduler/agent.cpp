@@ -519,6 +519,7 @@ void Agent::publish_metrics(Session& s) {
   m.grant_preemptions_total = st.shim.nr_grant_preempts;
   m.resumed_total = st.shim.nr_resumed;
   m.aged_total = st.shim.nr_aged;
+  m.sync_wakeups_total = st.shim.nr_sync_wakes;
   m.ring_used_bytes_tasks = s.channel->pending_bytes();
   m.ring_used_bytes_decisions = s.channel->pending_decision_bytes();
   m.tasks_waiting = s.shim->tasks_waiting();

@@ -194,6 +194,7 @@ ShimStats Shim::read_stats() const {
     total.nr_grant_preempts += c.nr_grant_preempts;
     total.nr_resumed += c.nr_resumed;
     total.nr_aged += c.nr_aged;
+    total.nr_sync_wakes += c.nr_sync_wakes;
   }
   return total;
 }

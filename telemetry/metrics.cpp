@@ -107,6 +107,11 @@ SchedulerMetrics::SchedulerMetrics(std::string_view version, std::string_view po
                              " ms in a queue, moved ahead of the others before the kernel's watchdog.")
                        .Register(registry_)
                        .Add({});
+  sync_wakeups_.counter = &prom::BuildCounter()
+                               .Name("zernel_scheduler_sync_wakeups_total")
+                               .Help("Direct wakeups from a waker about to sleep (synchronous, short bursts), run next on the waker's CPU instead of waking an idle one.")
+                               .Register(registry_)
+                               .Add({});
 
   auto& rings = prom::BuildGauge()
                     .Name("zernel_scheduler_ring_used_bytes")
@@ -184,6 +189,7 @@ void SchedulerMetrics::update(const MetricsSnapshot& s) {
   grant_preemptions_.set_total(s.grant_preemptions_total);
   resumed_.set_total(s.resumed_total);
   aged_.set_total(s.aged_total);
+  sync_wakeups_.set_total(s.sync_wakeups_total);
   ring_tasks_->Set(static_cast<double>(s.ring_used_bytes_tasks));
   ring_decisions_->Set(static_cast<double>(s.ring_used_bytes_decisions));
   tasks_waiting_->Set(static_cast<double>(s.tasks_waiting));

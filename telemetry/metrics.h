@@ -24,6 +24,8 @@
 //       tasks such a wakeup preempted, put back on their CPU without a trip up
 //   zernel_scheduler_aged_total                                         counter
 //       decided tasks that waited ZERNEL_AGED_AFTER_MS (2 s) in a queue, moved ahead of the rest (the watchdog)
+//   zernel_scheduler_sync_wakeups_total                                 counter
+//       direct wakeups from a short-burst waker put on the waker's CPU (a pipe's ping-pong)
 //   zernel_scheduler_ring_used_bytes{ring="tasks"|"decisions"}           gauge
 //   zernel_scheduler_tasks_waiting                                      gauge
 //       tasks queued in the shim for a CPU (the dispatcher spins only while none waits)
@@ -88,6 +90,7 @@ struct MetricsSnapshot {
   std::uint64_t grant_preemptions_total = 0;
   std::uint64_t resumed_total = 0;
   std::uint64_t aged_total = 0;
+  std::uint64_t sync_wakeups_total = 0;
   std::uint64_t ring_used_bytes_tasks = 0;
   std::uint64_t ring_used_bytes_decisions = 0;
   std::int64_t tasks_waiting = 0;  // Shim::tasks_waiting()
@@ -140,6 +143,7 @@ class SchedulerMetrics {
   TotalCounter grant_preemptions_;
   TotalCounter resumed_;
   TotalCounter aged_;
+  TotalCounter sync_wakeups_;
   prom::Gauge* ring_tasks_ = nullptr;
   prom::Gauge* ring_decisions_ = nullptr;
   prom::Gauge* tasks_waiting_ = nullptr;

@@ -19,7 +19,7 @@ std::string format_stats_line(const StatsSnapshot& snap) {
   std::snprintf(buf, sizeof(buf),
                 "zernel: %.1fs queued=%llu user=%llu kernel=%llu fallback=%llu "
                 "(congested=%llu bypassed=%llu rescued=%llu) cancelled=%llu exited=%llu bounced=%llu "
-                "malformed=%llu direct=%llu grant_preempts=%llu resumed=%llu aged=%llu preempt=%llu in_flight=%llu batches=%llu ring_full=%llu faults=%llu/%llu "
+                "malformed=%llu direct=%llu sync=%llu grant_preempts=%llu resumed=%llu aged=%llu preempt=%llu in_flight=%llu batches=%llu ring_full=%llu faults=%llu/%llu "
                 "waiting=%lld rt_us=%.0f/%.0f/%.0f run_us=%.0f/%.0f/%.0f decide_us=%.1f/%.1f/%.1f",
                 snap.elapsed_s, static_cast<unsigned long long>(s.nr_queued),
                 static_cast<unsigned long long>(s.nr_user_dispatched),
@@ -33,6 +33,7 @@ std::string format_stats_line(const StatsSnapshot& snap) {
                 static_cast<unsigned long long>(s.nr_bounced),
                 static_cast<unsigned long long>(s.nr_malformed),
                 static_cast<unsigned long long>(s.nr_direct),
+                static_cast<unsigned long long>(s.nr_sync_wakes),
                 static_cast<unsigned long long>(s.nr_grant_preempts),
                 static_cast<unsigned long long>(s.nr_resumed),
                 static_cast<unsigned long long>(s.nr_aged),

@@ -32,6 +32,7 @@ EXPECTED = {
     "zernel_scheduler_grant_preemptions": ("counter", {}),
     "zernel_scheduler_resumed": ("counter", {}),
     "zernel_scheduler_aged": ("counter", {}),
+    "zernel_scheduler_sync_wakeups": ("counter", {}),
     "zernel_scheduler_ring_used_bytes": ("gauge", {"ring": {"tasks", "decisions"}}),
     "zernel_scheduler_tasks_waiting": ("gauge", {}),
     "zernel_scheduler_page_faults": ("counter", {"kind": {"minor", "major"}}),

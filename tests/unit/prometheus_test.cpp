@@ -156,6 +156,7 @@ std::unique_ptr<MetricsSnapshot> product_snapshot(LatencyHistogram& round_trip_a
   s->grant_preemptions_total = 555;
   s->resumed_total = 554;
   s->aged_total = 553;
+  s->sync_wakeups_total = 552;
   s->ring_used_bytes_tasks = 4096;
   s->ring_used_bytes_decisions = 0;
   s->tasks_waiting = 3;
@@ -208,6 +209,7 @@ TEST(SchedulerMetrics, ExportsTheProductLines) {
            "zernel_scheduler_grant_preemptions_total 555",
            "zernel_scheduler_resumed_total 554",
            "zernel_scheduler_aged_total 553",
+           "zernel_scheduler_sync_wakeups_total 552",
            "zernel_scheduler_ring_used_bytes{ring=\"tasks\"} 4096",
            "zernel_scheduler_ring_used_bytes{ring=\"decisions\"} 0",
            "zernel_scheduler_tasks_waiting 3",
@@ -249,6 +251,7 @@ TEST(SchedulerMetrics, ExportsTheProductLines) {
                        "zernel_scheduler_grant_preemptions_total counter",
                        "zernel_scheduler_resumed_total counter",
                        "zernel_scheduler_aged_total counter",
+                       "zernel_scheduler_sync_wakeups_total counter",
                        "zernel_scheduler_ring_used_bytes gauge",
                        "zernel_scheduler_tasks_waiting gauge",
                        "zernel_scheduler_page_faults_total counter",
