@@ -446,6 +446,7 @@ static __always_inline bool sync_wake_here(struct task_struct *p, u64 wake_flags
 	if (!sync_wake_burst_ns || !(wake_flags & SCX_WAKE_SYNC) || !in_task_context())
 		return false;
 	waker = bpf_get_current_task_btf();
+	/* The dispatcher spins on the rings after a batch instead of sleeping (--spin-us). */
 	if (is_usersched(waker))
 		return false;
 	wctx = bpf_task_storage_get(&task_ctxs, waker, 0, 0);
@@ -459,9 +460,17 @@ static __always_inline bool sync_wake_here(struct task_struct *p, u64 wake_flags
 	return scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) == 0;
 }
 
+/* select_cpu's placement of a granted wakeup on the CPU it returns. */
+static __always_inline void place_under_grant(struct task_struct *p, struct task_ctx *tctx)
+{
+	zernel_insert(p, SCX_DSQ_LOCAL, watchdog_safe_slice(tctx->grant_slice), 0);
+	tctx->direct = 1;
+	STAT_INC(nr_direct);
+}
+
 s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	bool is_idle = false;
+	bool is_idle = false, granted;
 	s32 cpu;
 	/* Both uses below are for a wakeup (not a fork's or an exec's placement). */
 	struct task_ctx *tctx = (wake_flags & SCX_WAKE_TTWU) ? lookup_task_ctx(p) : NULL;
@@ -472,12 +481,14 @@ s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 		note_waker(tctx);
 		tctx->waker_noted = 1;
 	}
-	/* Before scx_bpf_select_cpu_dfl(), which would claim an idle CPU this leaves idle. */
+	/* A task userspace granted it to (ZERNEL_DEC_DIRECT_WAKE) runs now, as its decision
+	 * would have placed it, and ops.runnable reports the wakeup. Not while bypassing: then
+	 * the dispatcher is not consuming and the fallback queue serves everyone. */
+	granted = tctx && tctx->grant_slice && !bypass;
+	/* Checked before scx_bpf_select_cpu_dfl(), which would claim an idle CPU this leaves idle. */
 	cpu = bpf_get_smp_processor_id();
-	if (tctx && tctx->grant_slice && !bypass && sync_wake_here(p, wake_flags, cpu)) {
-		zernel_insert(p, SCX_DSQ_LOCAL, watchdog_safe_slice(tctx->grant_slice), 0);
-		tctx->direct = 1;
-		STAT_INC(nr_direct);
+	if (granted && sync_wake_here(p, wake_flags, cpu)) {
+		place_under_grant(p, tctx);
 		STAT_INC(nr_sync_wakes);
 		return cpu;
 	}
@@ -492,14 +503,9 @@ s32 BPF_STRUCT_OPS(zernel_select_cpu, struct task_struct *p, s32 prev_cpu, u64 w
 		STAT_INC(nr_kernel_dispatched);
 		return cpu;
 	}
-	/* A task userspace granted it to (ZERNEL_DEC_DIRECT_WAKE) takes the idle CPU now, as
-	 * its decision would have, and ops.runnable reports the wakeup. Not while bypassing:
-	 * then the dispatcher is not consuming and the fallback queue serves everyone. */
-	if (is_idle && tctx && tctx->grant_slice && !bypass) {
-		zernel_insert(p, SCX_DSQ_LOCAL, watchdog_safe_slice(tctx->grant_slice), 0);
-		tctx->direct = 1;
-		STAT_INC(nr_direct);
-	}
+	/* Or the idle CPU it found. */
+	if (is_idle && granted)
+		place_under_grant(p, tctx);
 	return cpu;
 }
 

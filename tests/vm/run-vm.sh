@@ -179,6 +179,8 @@ boot() {
   done <"$tmp/console"
   exec 4>&-
 
+  # A kill that fails found QEMU gone already (it exited after the check): nothing to stop.
+  # Its exit status is not lost: wait reads it into qemu_rc.
   if kill -0 "$qpid" 2>/dev/null; then
     kill -TERM "$qpid" 2>/dev/null || true
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$qpid" 2>/dev/null || break; sleep 0.5; done
